@@ -1,0 +1,106 @@
+"""Helpers shared by the callbacks (no method-specific knowledge)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+
+def eval_samples(pl_module: pl.LightningModule, n: int, seed: int = 0) -> Tensor:
+    """``pl_module.sample(n)`` under a forked, seeded RNG, so evaluation never perturbs training's random
+    stream (resumed runs stay bit-identical whether or not a callback ran) and is repeatable."""
+    devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return pl_module.sample(int(n)).detach()
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The run's directory: the first logger's ``log_dir`` (CSV logs, config, results, plots)."""
+    d = None
+    if trainer.loggers:
+        d = getattr(trainer.loggers[0], "log_dir", None)
+    return Path(d or trainer.default_root_dir)
+
+
+def atomic_write_bytes(path: os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return x.item() if x.numel() == 1 else x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "item"):
+        return x.item()
+    return repr(x)
+
+
+def gen_step_of(pl_module: pl.LightningModule, trainer: Optional[pl.Trainer] = None) -> int:
+    """The generator-step counter of a zoo module, or ``global_step`` for other LightningModules."""
+    if hasattr(pl_module, "gen_step"):
+        return int(pl_module.gen_step)
+    return int(trainer.global_step if trainer is not None else 0)
+
+
+class EveryNGenSteps:
+    """Mixin: fire ``evaluate`` each time the generator step crosses a multiple of ``every_n_gen_steps``,
+    and once at the end of fit. The step when it last fired is saved in the checkpoint."""
+
+    every_n_gen_steps: int
+    _last: int = -1
+
+    def due(self, pl_module, trainer) -> bool:
+        if not self.every_n_gen_steps or self.every_n_gen_steps <= 0:
+            return False
+        step = gen_step_of(pl_module, trainer)
+        return step > 0 and step % self.every_n_gen_steps == 0 and step != self._last
+
+    def mark(self, pl_module, trainer) -> None:
+        self._last = gen_step_of(pl_module, trainer)
+
+    def state_dict(self):
+        return {"last": self._last}
+
+    def load_state_dict(self, state):
+        self._last = int(state.get("last", -1))
+
+
+def log_eval(trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict) -> None:
+    """Send evaluation scalars straight to every logger (at the current step, with ``trainer/gen_step``
+    beside them) and keep them in ``trainer.callback_metrics`` for checkpoints and ``results.json``.
+
+    ``self.log`` from a callback would only reach the loggers on ``log_every_n_steps`` boundaries; evaluation
+    runs on its own cadence, so it logs directly.
+    """
+    values = {k: float(v) for k, v in metrics.items()}
+    values["trainer/gen_step"] = float(gen_step_of(pl_module, trainer))
+    for lg in trainer.loggers:
+        lg.log_metrics(values, step=trainer.global_step)
+    for k, v in values.items():
+        trainer.callback_metrics[k] = torch.tensor(v)

@@ -1,0 +1,133 @@
+"""``results.json``: one file per run with final metrics, config, versions, device, wall time and steps.
+
+Written atomically (temp file + ``os.replace``) at the end of fit (``status: complete``) and when training
+stops on an exception or an interrupt (``status: incomplete``, with the error), so a run's results are never
+half-written or lost.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import pytorch_lightning as pl
+import torch
+
+from callbacks._util import atomic_write_json, gen_step_of, run_dir
+
+RESULTS_FILE = "results.json"
+
+
+def versions() -> Dict[str, str]:
+    """Versions of Python and of the packages a result depends on (plus the git commit when available)."""
+    out = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "pytorch_lightning", "torchmetrics", "torch_fidelity", "numpy", "ot",
+                 "sklearn", "wandb", "zoo"):
+        try:
+            mod = sys.modules.get(name) or __import__(name)
+            out[name] = str(getattr(mod, "__version__", "unknown"))
+        except Exception:  # noqa: BLE001 - optional packages
+            continue
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                           timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001
+        out["git_commit"] = "unknown"
+    return out
+
+
+def device_info(trainer: Optional[pl.Trainer] = None) -> Dict[str, Any]:
+    info: Dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    if trainer is not None:
+        info.update(accelerator=type(trainer.accelerator).__name__, world_size=trainer.world_size,
+                    num_nodes=trainer.num_nodes, strategy=type(trainer.strategy).__name__)
+    return info
+
+
+def _scalar(v) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+class ResultsWriter(pl.Callback):
+    """Write ``<run dir>/results.json`` atomically at the end of fit or when training is interrupted.
+
+    Args:
+        config: the run's configuration (``train.py`` passes the full LightningCLI config).
+        print_summary: print one line with the path, the ``eval/*`` metrics and the final plot.
+    """
+
+    def __init__(self, config: Optional[Dict[str, Any]] = None, print_summary: bool = True):
+        self.config = config or {}
+        self.print_summary = print_summary
+        self._t0: Optional[float] = None
+        self.path: Optional[Path] = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._t0 = time.perf_counter()
+
+    def collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, status: str,
+                error: Optional[str] = None) -> Dict[str, Any]:
+        metrics = {k: _scalar(v) for k, v in sorted(trainer.callback_metrics.items())}
+        rd = run_dir(trainer)
+        plots = sorted(str(p.relative_to(rd)) for p in (rd / "plots").glob("*.png")) if (rd / "plots").is_dir() else []
+        ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") if trainer.checkpoint_callback else ""
+        model_cfg = self.config.get("model", {}) if isinstance(self.config, dict) else {}
+        data_cfg = self.config.get("data", {}) if isinstance(self.config, dict) else {}
+        return {
+            "status": status,
+            "error": error,
+            "method": getattr(pl_module, "zoo_name", None) or type(pl_module).__name__,
+            "model_class": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
+            "data": getattr(trainer.datamodule, "name", None) or type(trainer.datamodule).__name__
+            if trainer.datamodule is not None else None,
+            "data_class": data_cfg.get("class_path") if isinstance(data_cfg, dict) else None,
+            "model_class_path": model_cfg.get("class_path") if isinstance(model_cfg, dict) else None,
+            "seed": self.config.get("seed_everything") if isinstance(self.config, dict) else None,
+            "metrics": metrics,
+            "steps": {"gen_step": gen_step_of(pl_module, trainer), "global_step": int(trainer.global_step),
+                      "epochs": int(trainer.current_epoch)},
+            "wall_time_s": round(time.perf_counter() - self._t0, 3) if self._t0 is not None else None,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(),
+            "device": device_info(trainer),
+            "artifacts": {"run_dir": str(rd), "plots": plots,
+                          "final_plot": "plots/samples_final.png" if "plots/samples_final.png" in plots else None,
+                          "last_checkpoint": ckpt or None},
+            "config": self.config,
+        }
+
+    def write(self, trainer, pl_module, status: str, error: Optional[str] = None) -> Optional[Path]:
+        if not trainer.is_global_zero:
+            return None
+        self.path = run_dir(trainer) / RESULTS_FILE
+        result = self.collect(trainer, pl_module, status, error)
+        atomic_write_json(self.path, result)
+        if self.print_summary:
+            evals = " ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items()
+                             if k.startswith("eval/") and v is not None)
+            plot = result["artifacts"]["final_plot"]
+            plot_path = str(run_dir(trainer) / plot) if plot else "none"
+            print(f"[zoo] {status}: {result['method']} gen_step={result['steps']['gen_step']} {evals}")
+            print(f"[zoo] results: {self.path}")
+            print(f"[zoo] plot: {plot_path}")
+        return self.path
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.write(trainer, pl_module, "complete")
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        msg = f"{type(exception).__name__}: {exception}"
+        self.write(trainer, pl_module, "incomplete", msg)

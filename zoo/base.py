@@ -1,0 +1,221 @@
+"""The contract every zoo member follows: :class:`GANModule`.
+
+A GAN in this zoo is a ``pytorch_lightning.LightningModule`` with manual optimization and
+
+* ``build(data_shape)`` — creates the networks once the data's shape is known (from the datamodule's
+  ``data_shape`` at ``setup``, or from the checkpoint when loading);
+* ``sample(n) -> Tensor`` — ``n`` samples in data space: ``(n, d)`` points for vector data, images
+  ``(n, C, H, W)`` in [-1, 1];
+* a ``gen_step`` counter (a buffer, so it is saved in checkpoints and identical on every DDP rank),
+  logged as ``trainer/gen_step``. Lightning's ``global_step`` counts *every* optimizer step
+  (``n_dis`` critic steps + 1 generator step per generator iteration), so budgets, plots and leaderboards
+  use ``gen_step``.
+
+One ``training_step`` consumes one fresh real batch. The default loop reads like Algorithm 1 of most GAN
+papers: every batch feeds one discriminator step, and every ``n_dis``-th batch also feeds one generator
+step::
+
+    logs = discriminator_step(real)
+    if (batch_step + 1) % n_dis == 0:
+        logs |= generator_step(real)
+        gen_step += 1
+
+Methods whose algorithm does not fit (simultaneous updates, staged training) override
+``training_step`` and call :meth:`count_gen_step` themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from zoo.errors import ConfigError
+
+__all__ = ["GANModule"]
+
+
+class GANModule(pl.LightningModule):
+    """Base class of the zoo (manual optimization, lazy network construction, ``gen_step``).
+
+    Args:
+        data_shape: shape of one data point, e.g. ``(2,)`` or ``(1, 8, 8)``. Leave ``None`` to take it
+            from the datamodule's ``data_shape`` at ``setup``.
+        max_gen_steps: stop training after this many generator steps (``None``: no limit; the Trainer's
+            own limits still apply).
+        sample_batch_size: ``sample(n)`` generates in chunks of this size to bound memory.
+    """
+
+    #: discriminator steps per generator step; subclasses set ``self.n_dis``.
+    n_dis: int = 1
+
+    def __init__(
+        self,
+        data_shape: Optional[Sequence[int]] = None,
+        max_gen_steps: Optional[int] = None,
+        sample_batch_size: int = 4096,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        if max_gen_steps is not None and max_gen_steps <= 0:
+            raise ConfigError(f"max_gen_steps must be positive, got {max_gen_steps}; use null for no limit")
+        self.data_shape: Optional[Tuple[int, ...]] = tuple(int(s) for s in data_shape) if data_shape else None
+        self.max_gen_steps = max_gen_steps
+        self.sample_batch_size = int(sample_batch_size)
+        self._built = False
+        self.register_buffer("gen_step_buf", torch.zeros((), dtype=torch.long))
+        self.register_buffer("batch_step_buf", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ networks
+    def build(self, data_shape: Tuple[int, ...]) -> None:  # pragma: no cover - abstract
+        """Create the networks for data of shape ``data_shape`` (called once)."""
+        raise NotImplementedError
+
+    def check_data_shape(self, data_shape: Tuple[int, ...]) -> None:
+        """Raise :class:`ConfigError` when the method cannot handle this data (override to restrict)."""
+
+    def ensure_built(self, data_shape: Optional[Sequence[int]] = None) -> None:
+        """Build the networks once, for ``data_shape`` (or the configured one)."""
+        if self._built:
+            return
+        shape = tuple(int(s) for s in data_shape) if data_shape is not None else self.data_shape
+        if shape is None:
+            raise ConfigError(
+                f"{type(self).__name__} does not know the data shape yet: pass data_shape=... or train it "
+                "with a datamodule that has a data_shape attribute"
+            )
+        self.check_data_shape(shape)
+        self.data_shape = shape
+        self.hparams["data_shape"] = list(shape)
+        self.build(shape)
+        self._built = True
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm_shape = getattr(dm, "data_shape", None)
+        if dm_shape is not None:
+            dm_shape = tuple(int(s) for s in dm_shape)
+            if self.data_shape is not None and self.data_shape != dm_shape:
+                raise ConfigError(
+                    f"{type(self).__name__} was configured for data_shape {self.data_shape} but the datamodule "
+                    f"gives {dm_shape}: drop model.data_shape or choose matching data"
+                )
+        self.ensure_built(dm_shape)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["zoo"] = {"data_shape": list(self.data_shape or ()), "gen_step": self.gen_step}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        shape = checkpoint.get("zoo", {}).get("data_shape") or checkpoint.get("hyper_parameters", {}).get(
+            "data_shape"
+        )
+        self.ensure_built(shape)
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def gen_step(self) -> int:
+        """Number of generator updates so far (saved in checkpoints)."""
+        return int(self.gen_step_buf)
+
+    @property
+    def batch_step(self) -> int:
+        """Number of real batches consumed so far (one per ``training_step``)."""
+        return int(self.batch_step_buf)
+
+    def is_generator_turn(self) -> bool:
+        """True on every ``n_dis``-th batch: the batch that also feeds a generator step."""
+        return (self.batch_step + 1) % max(1, int(self.n_dis)) == 0
+
+    def count_gen_step(self) -> None:
+        """Record one generator update."""
+        self.gen_step_buf += 1
+
+    # ------------------------------------------------------------------ training loop
+    @staticmethod
+    def real_from_batch(batch) -> Tensor:
+        """The data tensor of a batch: datamodules yield a tensor or a tuple ``(data, labels...)``."""
+        return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+    def discriminator_step(self, real: Tensor) -> Dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def generator_step(self, real: Tensor) -> Dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx: int):
+        real = self.real_from_batch(batch)
+        logs = dict(self.discriminator_step(real) or {})
+        if self.is_generator_turn():
+            logs.update(self.generator_step(real) or {})
+            self.count_gen_step()
+        self.batch_step_buf += 1
+        self.log_train(logs)
+
+    def log_train(self, logs: Dict[str, Tensor]) -> None:
+        """Log scalars every ``trainer.log_every_n_steps`` batches and stop on non-finite losses.
+
+        The check runs where the values are logged, so a divergence is caught within
+        ``log_every_n_steps`` batches, without a device sync on every step.
+        """
+        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1)) if self._trainer else 1
+        if self.batch_step % every != 0 and not self._is_last_step():
+            return
+        values = {k: (v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))) for k, v in logs.items()}
+        for key, value in values.items():
+            if not bool(torch.isfinite(value).all()):
+                raise FloatingPointError(self.divergence_message(key, float(value.float().mean())))
+        if values:
+            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False)
+        self.log("trainer/gen_step", float(self.gen_step), on_step=True, on_epoch=False, prog_bar=True)
+
+    def divergence_message(self, key: str, value: float) -> str:
+        ckpt = None
+        if self._trainer is not None and getattr(self.trainer, "checkpoint_callback", None) is not None:
+            ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", None) or None
+        where = f"last good checkpoint: {ckpt}" if ckpt else "no checkpoint was written yet"
+        return (
+            f"training diverged: {key}={value} at gen_step {self.gen_step} (batch {self.batch_step}); "
+            f"{where}; lower the learning rate or check the data"
+        )
+
+    def _is_last_step(self) -> bool:
+        return self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps:
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------ sampling
+    def sample_latent(self, n: int) -> Tensor:
+        """Latent codes z ~ N(0, I) of size ``(n, latent_dim)`` on the module's device."""
+        return torch.randn(n, int(self.hparams["latent_dim"]), device=self.device)
+
+    def generate(self, z: Tensor) -> Tensor:
+        """Map latent codes to data space (default: ``self.generator``)."""
+        return self.generator(z).reshape(z.shape[0], *self.data_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """``n`` samples in data space (generator in eval mode, restored afterwards)."""
+        self.ensure_built()
+        if n <= 0:
+            return torch.empty(0, *self.data_shape, device=self.device)
+        was_training = self.training
+        self.eval()
+        try:
+            chunks = [
+                self.generate(self.sample_latent(m))
+                for m in _split(int(n), self.sample_batch_size)
+            ]
+        finally:
+            self.train(was_training)
+        return torch.cat(chunks)
+
+
+def _split(n: int, size: int):
+    size = max(1, size)
+    for i in range(math.ceil(n / size)):
+        yield min(size, n - i * size)

@@ -1,0 +1,202 @@
+"""The zoo's LightningCLI (``train.py``).
+
+``python train.py fit --model <method> --data <dataset> [--trainer.* ...]`` or
+``python train.py fit --config configs/<method>/<data>.yaml``.
+
+* ``--model`` takes a zoo short name (``vanilla``, ``wgan_gp``…, see ``zoo.list_models()``), a class name, or any
+  import path of a LightningModule (``my_package.MyGAN``): LightningCLI subclass mode.
+* ``--data`` takes a short dataset name (``ring8``, ``grid25``, ``digits``, ``stacked_digits``, ``mnist``…) or a
+  LightningDataModule class path.
+* Every run gets a run directory ``<trainer.default_root_dir>/<run_name>`` with CSV logs, ``config.yaml``,
+  ``checkpoints/last.ckpt``, ``plots/`` and ``results.json`` (written atomically). Evaluation callbacks
+  (``mode_coverage``, ``sample_plot``) are part of every run, so all methods are measured the same way.
+* Logging: CSV always; W&B online when credentials exist (``WANDB_API_KEY`` or a netrc entry), otherwise
+  offline (sync later with ``wandb sync``) — never an interactive prompt. ``WANDB_MODE=disabled`` or
+  ``--wandb false`` turns W&B off.
+* Configuration errors are printed as one line, ``error: ...``, with exit status 2, before training starts.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.loggers import CSVLogger
+
+from callbacks.modes import ModeCoverage
+from callbacks.plots import SamplePlot
+from callbacks.results import ResultsWriter
+from zoo.errors import ConfigError
+from zoo.registry import class_path, resolve_model
+
+DATA_SHORT_NAMES = {
+    **{n: ("datamodules.Synthetic2D", n) for n in
+       ("ring8", "grid25", "ring8_wgangp", "grid25_wgangp", "swissroll", "two_moons", "two_squares", "annulus")},
+    "digits": ("datamodules.Digits", None),
+    "stacked_digits": ("datamodules.StackedDigits", None),
+    "mnist": ("datamodules.TorchvisionImages", "mnist"),
+    "fashion_mnist": ("datamodules.TorchvisionImages", "fashion_mnist"),
+    "cifar10": ("datamodules.TorchvisionImages", "cifar10"),
+}
+
+
+def _import_methods() -> None:
+    """Import every zoo method so short names and class names resolve."""
+    import zoo.methods  # noqa: F401  (registers the methods)
+
+
+def expand_short_names(args: List[str]) -> List[str]:
+    """Rewrite ``--model <short>`` and ``--data <short>`` into class paths (and ``--data.name``)."""
+    out: List[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        key, value, step = None, None, 1
+        if a in ("--model", "--data") and i + 1 < len(args):
+            key, value, step = a, args[i + 1], 2
+        elif a.startswith("--model=") or a.startswith("--data="):
+            key, value = a.split("=", 1)
+        if key is None or value.startswith("{") or value.endswith((".yaml", ".yml", ".json")):
+            out.append(a)
+            i += 1
+            continue
+        if key == "--model":
+            cls = resolve_model(value)  # ConfigError (one line) when unknown
+            out += ["--model", class_path(cls)]
+        elif value in DATA_SHORT_NAMES:
+            path, name = DATA_SHORT_NAMES[value]
+            out += ["--data", path] + (["--data.name", name] if name else [])
+        elif "." not in value and value not in ("Synthetic2D", "Digits", "StackedDigits", "TorchvisionImages",
+                                                "ImageFolderImages"):
+            raise ConfigError(f"unknown dataset {value!r}: use one of {', '.join(DATA_SHORT_NAMES)}, "
+                              "ImageFolderImages, or a LightningDataModule class path")
+        else:
+            out += [key, value]
+        i += step
+    return out
+
+
+def wandb_credentials() -> bool:
+    """True when a W&B API key is available without prompting (env var or netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        rc = netrc.netrc()
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
+    return rc.authenticators(host) is not None
+
+
+def default_loggers(root: str, run_name: str, use_wandb: bool, project: str) -> list:
+    loggers: list = [CSVLogger(save_dir=root, name=run_name, version="")]
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if use_wandb and mode not in ("disabled", "dryrun-disabled"):
+        from pytorch_lightning.loggers import WandbLogger
+
+        online = wandb_credentials() and mode != "offline"
+        if not online:
+            print(f"[zoo] W&B: no credentials found; logging offline under {Path(root) / run_name} "
+                  "(upload later with `wandb sync`)", file=sys.stderr)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(WandbLogger(name=run_name, project=project, save_dir=str(Path(root) / run_name),
+                                   offline=not online, id=run_name.replace("/", "-")[:64]))
+    return loggers
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI in subclass mode with the zoo's run directory, loggers, evaluation and results."""
+
+    def __init__(self, args: Optional[List[str]] = None, run: bool = True, **kwargs):
+        super().__init__(
+            pl.LightningModule,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"default_root_dir": "runs", "log_every_n_steps": 50},
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ModeCoverage, "mode_coverage")
+        parser.add_lightning_class_args(SamplePlot, "sample_plot")
+        parser.add_argument("--run_name", type=Optional[str], default=None,
+                            help="Run directory name under trainer.default_root_dir (default: method-data-seed-time)")
+        parser.add_argument("--wandb", type=bool, default=True, help="Log to W&B (offline without credentials)")
+        parser.add_argument("--wandb_project", type=str, default="ot-gan-zoo", help="W&B project")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
+                            help="Write checkpoints/last.ckpt every this many optimizer steps (Lightning global_step; 0: end of each epoch)")
+
+    def _sub(self, key: str, default: Any = None) -> Any:
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        return cfg.get(key, default) if cfg is not None else default
+
+    def _run_name(self) -> str:
+        name = self._sub("run_name")
+        if name:
+            return str(name)
+        model = self.model
+        method = getattr(model, "zoo_name", None) or type(model).__name__.lower()
+        data = getattr(self.datamodule, "name", None) or type(self.datamodule).__name__.lower()
+        seed = self._sub("seed_everything")
+        return f"{method}-{data}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def _instantiate_trainer(self, config: Dict[str, Any], callbacks: list) -> pl.Trainer:
+        root = config.get("default_root_dir") or "runs"
+        run_name = self._run_name()
+        if config.get("logger") in (None, True):
+            config["logger"] = default_loggers(root, run_name, bool(self._sub("wandb", True)),
+                                               str(self._sub("wandb_project", "ot-gan-zoo")))
+        run_dir = Path(root) / run_name
+        full = self.config.get(self.subcommand) if self.subcommand else self.config
+        cfg_dict = full.as_dict() if hasattr(full, "as_dict") else dict(full or {})
+        every = int(self._sub("checkpoint_every_n_steps", 500) or 0)
+        if not sys.stdout.isatty() and config.get("enable_progress_bar", True) is not False and not any(
+                isinstance(c, TQDMProgressBar) for c in (config.get("callbacks") or [])):
+            callbacks = list(callbacks) + [TQDMProgressBar(refresh_rate=200)]  # quiet logs when not a terminal
+        callbacks = list(callbacks) + [
+            ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
+                            every_n_train_steps=every or None, save_on_train_epoch_end=every == 0),
+            OnExceptionCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
+            ResultsWriter(config=cfg_dict),
+        ]
+        return super()._instantiate_trainer(config, callbacks)
+
+
+_QUIET = (
+    r".*LightningCLI's args parameter is intended.*",
+    r".*was called without a model.*",  # OnExceptionCheckpoint makes fit() resume from last.ckpt if present
+    r".*there is no last checkpoint available.*",
+    r".*litlogger.*",
+    r".*isinstance\(treespec, LeafSpec\).*",
+    r".*does not have many workers.*",
+    r".*The number of training batches.*",
+)
+
+
+def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
+    """Entry point of ``train.py``; returns the CLI object (for tests and the comparison runner).
+
+    Re-running with the same ``--run_name`` resumes from ``<run dir>/checkpoints/last.ckpt`` when it exists.
+    """
+    import warnings
+
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        _import_methods()
+        return ZooCLI(args=expand_short_names(argv))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
