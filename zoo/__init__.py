@@ -10,6 +10,7 @@ import importlib
 from zoo.base import GANModule
 from zoo.errors import ConfigError
 from zoo.registry import list_models, register_model, resolve_model
+from zoo import nets
 from zoo.vanilla import VanillaGAN
 
 __version__ = "0.1.0"

@@ -93,17 +93,21 @@ class GANModule(pl.LightningModule):
         self.build(shape)
         self._built = True
 
+    def validate_data_shape(self, data_shape: Sequence[int]) -> Tuple[int, ...]:
+        """Check that data of ``data_shape`` fits this module (raises :class:`ConfigError` otherwise)."""
+        shape = tuple(int(s) for s in data_shape)
+        if self.data_shape is not None and self.data_shape != shape:
+            raise ConfigError(
+                f"{type(self).__name__} was configured for data_shape {self.data_shape} but the datamodule "
+                f"gives {shape}: drop model.data_shape or choose matching data"
+            )
+        self.check_data_shape(shape)
+        return shape
+
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         dm_shape = getattr(dm, "data_shape", None)
-        if dm_shape is not None:
-            dm_shape = tuple(int(s) for s in dm_shape)
-            if self.data_shape is not None and self.data_shape != dm_shape:
-                raise ConfigError(
-                    f"{type(self).__name__} was configured for data_shape {self.data_shape} but the datamodule "
-                    f"gives {dm_shape}: drop model.data_shape or choose matching data"
-                )
-        self.ensure_built(dm_shape)
+        self.ensure_built(self.validate_data_shape(dm_shape) if dm_shape is not None else None)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["zoo"] = {"data_shape": list(self.data_shape or ()), "gen_step": self.gen_step}

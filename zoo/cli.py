@@ -26,13 +26,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import TQDMProgressBar
+from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
+from callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from callbacks.modes import ModeCoverage
 from callbacks.plots import SamplePlot
 from callbacks.results import ResultsWriter
+from zoo.base import GANModule
 from zoo.errors import ConfigError
 from zoo.registry import class_path, resolve_model
 
@@ -96,6 +99,11 @@ def wandb_credentials() -> bool:
 
 
 def default_loggers(root: str, run_name: str, use_wandb: bool, project: str) -> list:
+    """CSV logs always (a resumed run's earlier ``metrics.csv`` is kept as ``metrics.<time>.csv``, since
+    Lightning's CSV logger would delete it), plus W&B unless disabled."""
+    old = Path(root) / run_name / "metrics.csv"
+    if old.is_file():
+        old.rename(old.with_name(f"metrics.{time.strftime('%Y%m%d-%H%M%S')}.csv"))
     loggers: list = [CSVLogger(save_dir=root, name=run_name, version="")]
     mode = os.environ.get("WANDB_MODE", "").lower()
     if use_wandb and mode not in ("disabled", "dryrun-disabled"):
@@ -124,6 +132,7 @@ class ZooCLI(LightningCLI):
             trainer_defaults={"default_root_dir": "runs", "log_every_n_steps": 50},
             args=args,
             run=run,
+            parser_kwargs={"exit_on_error": False},
             **kwargs,
         )
 
@@ -134,11 +143,13 @@ class ZooCLI(LightningCLI):
                             help="Run directory name under trainer.default_root_dir (default: method-data-seed-time)")
         parser.add_argument("--wandb", type=bool, default=True, help="Log to W&B (offline without credentials)")
         parser.add_argument("--wandb_project", type=str, default="ot-gan-zoo", help="W&B project")
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="Resume from this checkpoint (default: <run dir>/checkpoints/last.ckpt if present)")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
                             help="Write checkpoints/last.ckpt every this many optimizer steps (Lightning global_step; 0: end of each epoch)")
 
     def _sub(self, key: str, default: Any = None) -> Any:
-        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        cfg = self.config.get(self.subcommand) if getattr(self, "subcommand", None) else self.config
         return cfg.get(key, default) if cfg is not None else default
 
     def _run_name(self) -> str:
@@ -158,16 +169,15 @@ class ZooCLI(LightningCLI):
             config["logger"] = default_loggers(root, run_name, bool(self._sub("wandb", True)),
                                                str(self._sub("wandb_project", "ot-gan-zoo")))
         run_dir = Path(root) / run_name
-        full = self.config.get(self.subcommand) if self.subcommand else self.config
+        full = self.config.get(self.subcommand) if getattr(self, "subcommand", None) else self.config
         cfg_dict = full.as_dict() if hasattr(full, "as_dict") else dict(full or {})
         every = int(self._sub("checkpoint_every_n_steps", 500) or 0)
         if not sys.stdout.isatty() and config.get("enable_progress_bar", True) is not False and not any(
                 isinstance(c, TQDMProgressBar) for c in (config.get("callbacks") or [])):
             callbacks = list(callbacks) + [TQDMProgressBar(refresh_rate=200)]  # quiet logs when not a terminal
         callbacks = list(callbacks) + [
-            ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
-                            every_n_train_steps=every or None, save_on_train_epoch_end=every == 0),
-            OnExceptionCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
+            LastCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=every),
+            InterruptCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
             ResultsWriter(config=cfg_dict),
         ]
         return super()._instantiate_trainer(config, callbacks)
@@ -184,19 +194,57 @@ _QUIET = (
 )
 
 
-def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
-    """Entry point of ``train.py``; returns the CLI object (for tests and the comparison runner).
+def preflight(model: pl.LightningModule, datamodule: Optional[pl.LightningDataModule]) -> None:
+    """Checks that need both the model and the data, run before the Trainer starts."""
+    shape = getattr(datamodule, "data_shape", None)
+    if isinstance(model, GANModule) and shape is not None:
+        model.validate_data_shape(shape)
 
-    Re-running with the same ``--run_name`` resumes from ``<run dir>/checkpoints/last.ckpt`` when it exists.
+
+def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
+    """Entry point of ``train.py fit ...``; returns the CLI object (for tests and the comparison runner).
+
+    Parsing and instantiation errors (unknown names, bad values, missing data) are printed as one line
+    ``error: ...`` with exit status 2 before any training starts. Re-running with the same ``--run_name``
+    resumes from ``<run dir>/checkpoints/last.ckpt`` when it exists (or pass ``--ckpt_path``).
     """
     import warnings
 
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == "fit":
+        argv = argv[1:]
+    elif argv and not argv[0].startswith("-"):
+        print(f"error: unknown command {argv[0]!r}: use `python train.py fit ...`", file=sys.stderr)
+        raise SystemExit(2)
     try:
         _import_methods()
-        return ZooCLI(args=expand_short_names(argv))
+        cli = ZooCLI(args=expand_short_names(argv), run=False)
+        preflight(cli.model, cli.datamodule)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (ArgumentError, ValueError, TypeError) as err:
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        print("       (see `python train.py fit --help`)", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    except ConfigError as err:  # raised in setup (e.g. data shape), before the first step
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cli
+
+
+def _one_line(message: str) -> str:
+    """The most specific part of a jsonargparse error, on one line (e.g. a ConfigError raised while
+    instantiating a class, or "Option 'x' is not accepted" for a config key that does not exist)."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if ln.startswith("- ") and not ln.startswith("- Expected a"):
+            text = ln[2:]
+            if text.endswith(":") and i + 1 < len(lines) and not lines[i + 1].startswith("- "):
+                text = f"{text} {lines[i + 1]}"
+            return text
+    return " ".join(lines[:2]) if lines else message
