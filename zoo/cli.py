@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -230,10 +231,19 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
         print("       (see `python train.py fit --help`)", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"),
+                        weights_only=True)
     except ConfigError as err:  # raised in setup (e.g. data shape), before the first step
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except pickle.UnpicklingError as err:
+        print(f"error: refused to load checkpoint {cli.config.get('ckpt_path') or 'last.ckpt'}: it holds objects "
+              f"other than tensors and plain containers (torch.load weights_only=True): "
+              f"{_one_line(str(err))[:200]}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if cli.trainer.interrupted:  # SIGTERM is handled gracefully by Lightning: still report a failed exit
+        print("[zoo] training was interrupted; resume by re-running the same command", file=sys.stderr)
+        raise SystemExit(143)
     return cli
 
 

@@ -1,0 +1,45 @@
+"""``make demo``: train the baseline GAN on the 8-Gaussian ring on CPU, print the mode-coverage metrics
+and the path of the saved scatter plot.
+
+    python -m zoo.demo [--steps 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from zoo.cli import main as train_main
+
+
+def run_vanilla(steps: int, root: str = "runs/demo") -> dict:
+    name = f"vanilla-ring8-{time.strftime('%Y%m%d-%H%M%S')}"
+    train_main(["fit", "--config", "configs/vanilla/ring8.yaml", "--model.init_args.max_gen_steps", str(steps),
+                "--trainer.default_root_dir", root, "--run_name", name])
+    return json.loads((Path(root) / name / "results.json").read_text())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000, help="generator steps")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    res = run_vanilla(args.steps)
+    m = res["metrics"]
+    run_dir = Path(res["artifacts"]["run_dir"])
+    print()
+    print("=" * 72)
+    print(f"VanillaGAN on ring8 (8 Gaussians, radius 1, std 0.01), {res['steps']['gen_step']} generator steps, "
+          f"seed {res['seed']}, {time.perf_counter() - t0:.0f} s")
+    print(f"  modes captured : {m.get('eval/modes'):.0f} / 8")
+    print(f"  high quality   : {100 * m.get('eval/hq'):.1f} % of 2,500 samples within 3 std of a mode")
+    print(f"  reverse KL     : {m.get('eval/kl'):.3f}  (0 = all modes equally covered, log 8 = 2.079 = one mode)")
+    print(f"  scatter plot   : {run_dir / res['artifacts']['final_plot']}")
+    print(f"  results.json   : {run_dir / 'results.json'}")
+    print("=" * 72)
+
+
+if __name__ == "__main__":
+    main()
