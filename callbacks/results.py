@@ -84,6 +84,8 @@ class ResultsWriter(pl.Callback):
         rd = run_dir(trainer)
         plots = sorted(str(p.relative_to(rd)) for p in (rd / "plots").glob("*.png")) if (rd / "plots").is_dir() else []
         ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") if trainer.checkpoint_callback else ""
+        protocols = {type(cb).__name__: cb.protocol for cb in trainer.callbacks
+                     if isinstance(getattr(cb, "protocol", None), dict) and cb.protocol}
         model_cfg = self.config.get("model", {}) if isinstance(self.config, dict) else {}
         data_cfg = self.config.get("data", {}) if isinstance(self.config, dict) else {}
         return {
@@ -97,6 +99,7 @@ class ResultsWriter(pl.Callback):
             "model_class_path": model_cfg.get("class_path") if isinstance(model_cfg, dict) else None,
             "seed": self.config.get("seed_everything") if isinstance(self.config, dict) else None,
             "metrics": metrics,
+            "protocols": protocols,
             "steps": {"gen_step": gen_step_of(pl_module, trainer), "global_step": int(trainer.global_step),
                       "epochs": int(trainer.current_epoch)},
             "wall_time_s": round(time.perf_counter() - self._t0, 3) if self._t0 is not None else None,

@@ -50,8 +50,11 @@ def test_config_file_and_resume_continue_the_run(tmp_path):
 
 def test_images_digits_and_sample_range(tmp_path):
     cli_res = _fit(tmp_path, "--model", "vanilla", "--data", "digits", "--model.latent_dim", "16",
-                   "--model.max_gen_steps", "5", "--model.base_channels", "8")
+                   "--model.max_gen_steps", "5", "--model.base_channels", "8", "--fid.n_real", "300",
+                   "--fid.n_fake", "300")
     assert cli_res["status"] == "complete"
+    assert cli_res["metrics"]["eval/fid"] > 0  # the shipped digits extractor is used on digits
+    assert cli_res["protocols"]["FID"]["n_fake"] == 300
     from zoo import VanillaGAN
 
     m = VanillaGAN.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

@@ -33,9 +33,13 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
 from callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
+from callbacks.distances import SampleDistances
+from callbacks.fid import FID
 from callbacks.modes import ModeCoverage
 from callbacks.plots import SamplePlot
 from callbacks.results import ResultsWriter
+from callbacks.spectral import SpectralMonitor
+from callbacks.stacked import StackedModeCount
 from zoo.base import GANModule
 from zoo.errors import ConfigError
 from zoo.registry import class_path, resolve_model
@@ -140,6 +144,11 @@ class ZooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModeCoverage, "mode_coverage")
         parser.add_lightning_class_args(SamplePlot, "sample_plot")
+        # each evaluation callback does nothing on data it does not apply to, so every run measures the same way
+        parser.add_lightning_class_args(FID, "fid")
+        parser.add_lightning_class_args(SpectralMonitor, "spectral")
+        parser.add_lightning_class_args(StackedModeCount, "stacked_modes")
+        parser.add_lightning_class_args(SampleDistances, "distances")
         parser.add_argument("--run_name", type=Optional[str], default=None,
                             help="Run directory name under trainer.default_root_dir (default: method-data-seed-time)")
         parser.add_argument("--wandb", type=bool, default=True, help="Log to W&B (offline without credentials)")
