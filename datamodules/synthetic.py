@@ -17,6 +17,7 @@ Mixtures expose ``modes`` (K×2) and ``mode_std``; uniform-support sets expose `
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Dict, Optional
 
@@ -39,20 +40,24 @@ def grid_modes(values=(-4.0, -2.0, 0.0, 2.0, 4.0)) -> Tensor:
     return torch.cartesian_prod(v, v)
 
 
-def _mixture(modes: Tensor, std: float) -> Callable[[int, torch.Generator], Tensor]:
-    def draw(n: int, g: torch.Generator) -> Tensor:
-        idx = torch.randint(len(modes), (n,), generator=g)
-        return modes[idx] + std * torch.randn(n, 2, generator=g)
+def _draw_mixture(modes: Tensor, std: float, n: int, g: torch.Generator) -> Tensor:
+    idx = torch.randint(len(modes), (n,), generator=g)
+    return modes[idx] + std * torch.randn(n, 2, generator=g)
 
-    return draw
+
+def _mixture(modes: Tensor, std: float) -> Callable[[int, torch.Generator], Tensor]:
+    """Sampler of the equal-weight Gaussian mixture (picklable, for ddp_spawn)."""
+    return functools.partial(_draw_mixture, modes, std)
+
+
+def _draw_sklearn(fn: Callable[[int, int], np.ndarray], n: int, g: torch.Generator) -> Tensor:
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    return torch.as_tensor(fn(n, seed), dtype=torch.float32)
 
 
 def _sklearn(fn: Callable[[int, int], np.ndarray]) -> Callable[[int, torch.Generator], Tensor]:
-    def draw(n: int, g: torch.Generator) -> Tensor:
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        return torch.as_tensor(fn(n, seed), dtype=torch.float32)
-
-    return draw
+    """Sampler from a scikit-learn generator ``fn(n, seed)`` (picklable, for ddp_spawn)."""
+    return functools.partial(_draw_sklearn, fn)
 
 
 def _swissroll(n: int, seed: int) -> np.ndarray:

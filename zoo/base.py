@@ -172,7 +172,7 @@ class GANModule(pl.LightningModule):
             if not bool(torch.isfinite(value).all()):
                 raise FloatingPointError(self.divergence_message(key, float(value.float().mean())))
         if values:
-            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False)
+            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False, sync_dist=True)
         self.log("trainer/gen_step", float(self.gen_step), on_step=True, on_epoch=False, prog_bar=True)
 
     def divergence_message(self, key: str, value: float) -> str:

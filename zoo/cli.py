@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import netrc
 import os
 import pickle
@@ -40,6 +41,7 @@ from callbacks.plots import SamplePlot
 from callbacks.results import ResultsWriter
 from callbacks.spectral import SpectralMonitor
 from callbacks.stacked import StackedModeCount
+from callbacks.wandb_setup import WandbSetup
 from zoo.base import GANModule
 from zoo.errors import ConfigError
 from zoo.registry import class_path, resolve_model
@@ -114,14 +116,23 @@ def default_loggers(root: str, run_name: str, use_wandb: bool, project: str) -> 
     if use_wandb and mode not in ("disabled", "dryrun-disabled"):
         from pytorch_lightning.loggers import WandbLogger
 
-        online = wandb_credentials() and mode != "offline"
+        has_key = wandb_credentials()
+        online = has_key and mode != "offline"
         if not online:
-            print(f"[zoo] W&B: no credentials found; logging offline under {Path(root) / run_name} "
+            why = "WANDB_MODE=offline" if has_key else "no credentials found"
+            print(f"[zoo] W&B: {why}; logging offline under {Path(root) / run_name} "
                   "(upload later with `wandb sync`)", file=sys.stderr)
         os.environ.setdefault("WANDB_SILENT", "true")
         loggers.append(WandbLogger(name=run_name, project=project, save_dir=str(Path(root) / run_name),
-                                   offline=not online, id=run_name.replace("/", "-")[:64]))
+                                   offline=not online, id=_wandb_id(root, run_name)))
     return loggers
+
+
+def _wandb_id(root: str, run_name: str) -> str:
+    """A W&B run id unique to the run directory (same folder → same id, so a resumed run continues its W&B run;
+    equal run names in different folders stay separate)."""
+    digest = hashlib.sha1(str((Path(root) / run_name).resolve()).encode()).hexdigest()[:8]
+    return f"{run_name.replace('/', '-')[:55]}-{digest}"
 
 
 class ZooCLI(LightningCLI):
@@ -189,7 +200,18 @@ class ZooCLI(LightningCLI):
             LastCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=every),
             InterruptCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
             ResultsWriter(config=cfg_dict),
+            WandbSetup(),
         ]
+        strategy = config.get("strategy")
+        if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+            # GANs update disjoint parameter sets in separate backward passes: DDP must look for unused
+            # parameters (a method that knows better sets ddp_find_unused_parameters = False). No static
+            # graph: with n_dis > 1 the set of parameters receiving gradients changes from batch to batch.
+            from pytorch_lightning.strategies import DDPStrategy
+
+            start = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}[strategy]
+            config["strategy"] = DDPStrategy(start_method=start, find_unused_parameters=bool(
+                getattr(self.model, "ddp_find_unused_parameters", True)))
         return super()._instantiate_trainer(config, callbacks)
 
 
