@@ -14,6 +14,14 @@ _LAZY = {
     "fit_w2": "zoo.ot.w2",
     # semi-discrete OT (AE-OT)
     "semi_discrete_ot": "zoo.ot.semidiscrete",
+    # kernels, energy / MMD distances and sliced Wasserstein (dual-metric-flow GAN)
+    "energy_distance": "zoo.ot.kernels",
+    "gaussian_mmd2": "zoo.ot.kernels",
+    "witness": "zoo.ot.kernels",
+    "witness_grad": "zoo.ot.kernels",
+    "random_projections": "zoo.ot.kernels",
+    "sliced_w2_squared": "zoo.ot.kernels",
+    "sliced_potential_grad": "zoo.ot.kernels",
     # congested transport (Milne & Nachman reading of WGAN-GP)
     "solve_congested": "zoo.ot.congested",
 }
