@@ -14,6 +14,8 @@ _LAZY = {
     "fit_w2": "zoo.ot.w2",
     # semi-discrete OT (AE-OT)
     "semi_discrete_ot": "zoo.ot.semidiscrete",
+    "SemiDiscreteOT": "zoo.ot.semidiscrete",
+    "extended_map": "zoo.ot.extended_map",
     # kernels, energy / MMD distances and sliced Wasserstein (dual-metric-flow GAN)
     "energy_distance": "zoo.ot.kernels",
     "gaussian_mmd2": "zoo.ot.kernels",

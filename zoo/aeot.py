@@ -1,0 +1,396 @@
+"""AE-OT — autoencoder + semi-discrete optimal transport (An, Guo, Lei, Luo, Yau, Gu, ICLR 2020).
+
+A continuous generator cannot represent a discontinuous OT map onto a non-convex support (Figalli's
+regularity theory), which AE-OT names as a cause of mode collapse and mode mixture. So the embedding and the
+transport are separated:
+
+1. **Autoencoder** (stage ``ae``): minimise  ‖D(E(x)) − x‖² (mean squared error) + ``l1_weight``·mean|E(x)|
+   with Adam; an MLP for vectors, a DCGAN-style conv net for images in [-1, 1] (:func:`zoo.nets.make_autoencoder`).
+2. **Semi-discrete OT** (stage ``ot``): encode ``n_targets`` training points to codes c_i, normalise them
+   y_i = (c_i − mean)/scale (one scalar scale, the codes' overall std, so the source cube and the codes have
+   comparable size), and solve the semi-discrete OT from μ = uniform on [−0.5, 0.5]^d (or N(0, I)) to
+   ν = (1/N) Σ δ_{y_i}: Adam on the heights h of u_h(x) = max_i ⟨x, y_i⟩ + h_i (:mod:`zoo.ot.semidiscrete`).
+3. **Generation** (stage ``done``): x ~ μ → extended OT map (top-k cells, facet-normal angle test,
+   interpolation only below the threshold; :mod:`zoo.ot.extended_map`) → z → decoder D(z·scale + mean).
+
+One ``train.py fit`` runs all stages as phases of Lightning's loop: every ``training_step`` is either one
+autoencoder step (one real batch) or ``ot_iters_per_step`` solver iterations (the batch is ignored), so the
+progress bar and the logs (``loss/ae``, ``ot/tv``, ``ot/max_rel``, ``ot/empty``, ``ot/energy``…) show
+both. A checkpoint is written at each stage boundary (``checkpoints/stage1-ae.ckpt``,
+``checkpoints/stage2-ot.ckpt``); the codes, h and the solver's Adam moments are buffers and its schedule
+state is saved in the checkpoint, so a run resumes mid-solve.
+
+**Generator steps.** ``gen_step`` counts autoencoder updates (the decoder is the generator) plus **one**
+for the whole OT solve, counted when it finishes; ``max_gen_steps`` is therefore the autoencoder budget
+(required). The final ``eval/*`` metrics (ModeCoverage at the end of fit) are always taken after the OT.
+While the autoencoder trains, ``sample(n)`` decodes Gaussian codes with the running mean/std of the codes
+(an "AE + Gaussian prior" baseline), so periodic evaluations before the OT measure that baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zoo import nets
+from zoo.base import GANModule
+from zoo.errors import ConfigError
+from zoo.ot.extended_map import ExtendedMapSample, extended_map
+from zoo.ot.semidiscrete import SemiDiscreteOT, sample_source
+from zoo.registry import register_model
+
+STAGES = ("ae", "ot", "done")
+
+
+@register_model("aeot")
+class AEOT(GANModule):
+    """AE-OT (see the module docstring for the algorithm, the stages and how generator steps are counted).
+
+    Args:
+        latent_dim: code dimension d of the autoencoder and of the OT.
+        hidden: MLP widths of the encoder (decoder: reversed) for vector data.
+        base_channels: width of the DCGAN-style conv autoencoder for images.
+        lr, betas: Adam settings of the autoencoder.
+        l1_weight: weight of mean|code| in the autoencoder loss (AE-OT uses a small L1 on the codes).
+        n_targets: number of training points encoded as OT targets (the first ones of the training split;
+            ``None``: all of them).
+        ot_source: ``uniform`` (cube [−0.5, 0.5]^d) or ``gaussian``.
+        ot_sampler: ``sobol`` (scrambled Sobol, fresh each iteration) or ``random``.
+        ot_lr, ot_lr_decay, ot_patience, ot_samples, ot_max_samples: solver schedule
+            (:class:`zoo.ot.semidiscrete.SemiDiscreteOT`).
+        ot_tol_tv, ot_tol_rel: convergence (batch TV ≤ tol_tv, no empty cell, max relative mass error
+            ≤ tol_rel if given).
+        ot_max_iters: cap on solver iterations.
+        ot_iters_per_step: solver iterations per Lightning ``training_step``.
+        chunk_targets, chunk_samples: score block (memory budget = product × 4 bytes).
+        top_k: cells considered by the extended map (k − 1 candidate neighbours).
+        angle_threshold: fixed facet-angle threshold in radians (used when ``angle_percentile`` is None).
+        angle_percentile: calibrate the threshold as this percentile of the observed angles.
+        mix_weight: λ, weight of the neighbour in z = (1 − λ) y_a + λ y_b; ``None`` for λ ~ U(0, 1).
+        stats_samples: source points used for the generation statistics logged at the end of the OT.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: Sequence[int] = (128, 128, 128),
+        base_channels: int = 32,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        l1_weight: float = 1e-4,
+        n_targets: Optional[int] = 2000,
+        ot_source: str = "uniform",
+        ot_sampler: str = "sobol",
+        ot_lr: float = 1e-2,
+        ot_lr_decay: float = 0.7,
+        ot_patience: int = 30,
+        ot_samples: Optional[int] = None,
+        ot_max_samples: int = 2**20,
+        ot_tol_tv: float = 1e-2,
+        ot_tol_rel: Optional[float] = None,
+        ot_max_iters: int = 2000,
+        ot_iters_per_step: int = 10,
+        chunk_targets: int = 1024,
+        chunk_samples: int = 1024,
+        top_k: int = 20,
+        angle_threshold: Optional[float] = 0.7,
+        angle_percentile: Optional[float] = None,
+        mix_weight: Optional[float] = None,
+        stats_samples: int = 20000,
+        data_shape: Optional[Sequence[int]] = None,
+        max_gen_steps: Optional[int] = None,
+    ):
+        super().__init__(data_shape=data_shape, max_gen_steps=max_gen_steps)
+        self.save_hyperparameters()
+        if max_gen_steps is None:
+            raise ConfigError("AE-OT needs model.max_gen_steps: the number of autoencoder steps before the OT stage")
+        if latent_dim < 1 or top_k < 1 or ot_iters_per_step < 1 or ot_max_iters < 1:
+            raise ConfigError("latent_dim, top_k, ot_iters_per_step and ot_max_iters must be >= 1")
+        if n_targets is not None and n_targets < 2:
+            raise ConfigError(f"n_targets must be >= 2 (or null for the whole training set), got {n_targets}")
+        if ot_source not in ("uniform", "gaussian") or ot_sampler not in ("sobol", "random"):
+            raise ConfigError("ot_source must be uniform or gaussian and ot_sampler sobol or random")
+        if angle_threshold is None and angle_percentile is None:
+            raise ConfigError("set model.angle_threshold (radians) or model.angle_percentile")
+        if mix_weight is not None and not 0.0 <= mix_weight <= 1.0:
+            raise ConfigError(f"mix_weight must be in [0, 1] or null (random), got {mix_weight}")
+        d = int(latent_dim)
+        self.register_buffer("stage_buf", torch.zeros((), dtype=torch.long))
+        # running code statistics (stage-1 fallback sampler) and the code normalisation of the OT
+        self.register_buffer("code_mean", torch.zeros(d))
+        self.register_buffer("code_sq", torch.ones(d))
+        self.register_buffer("code_scale", torch.ones(()))
+        # OT state: targets, heights, Adam moments (resized when the OT starts or a checkpoint is loaded)
+        self.register_buffer("targets", torch.zeros(0, d))
+        self.register_buffer("h", torch.zeros(0))
+        self.register_buffer("ot_adam_m", torch.zeros(0))
+        self.register_buffer("ot_adam_v", torch.zeros(0))
+        self._solver: Optional[SemiDiscreteOT] = None
+        self._solver_state: Dict[str, object] = {}
+        self._save_stage: Optional[str] = None
+        self.generation_stats: Dict[str, object] = {}
+
+    # ================================================================== networks
+    def build(self, data_shape: Tuple[int, ...]) -> None:
+        hp = self.hparams
+        self.encoder, self.decoder = nets.make_autoencoder(data_shape, hp.latent_dim, hp.hidden,
+                                                           base_channels=hp.base_channels)
+        if nets.is_image_shape(data_shape):
+            nets.dcgan_init(self)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        return torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.betas))
+
+    @property
+    def stage(self) -> str:
+        """``ae`` (autoencoder), ``ot`` (solving) or ``done`` (generation)."""
+        return STAGES[int(self.stage_buf)]
+
+    # ================================================================== the loop: three stages
+    def training_step(self, batch, batch_idx: int):
+        if self.stage == "ae":
+            logs = self.autoencoder_step(self.real_from_batch(batch))
+            self.count_gen_step()
+            if self.gen_step >= int(self.max_gen_steps):
+                self.start_ot()
+        elif self.stage == "ot":
+            logs = self.ot_steps()
+        else:
+            logs = {}
+            self.trainer.should_stop = True
+        self.batch_step_buf += 1
+        self.log_train(logs)
+
+    def _is_last_step(self) -> bool:
+        return self.stage == "done"
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self._save_stage is not None:
+            self.save_stage_checkpoint(self._save_stage)
+            self._save_stage = None
+        if self.stage == "done":
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------ stage 1: autoencoder
+    def autoencoder_step(self, real: Tensor) -> Dict[str, Tensor]:
+        """One Adam step on  mean (D(E(x)) − x)² + l1_weight · mean |E(x)|."""
+        opt = self.optimizers()
+        code = self.encoder(real)
+        rec = F.mse_loss(self.decoder(code), real)
+        loss = rec + self.hparams.l1_weight * code.abs().mean()
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        with torch.no_grad():  # running code statistics for the pre-OT fallback sampler
+            c = code.detach().float()
+            self.code_mean.lerp_(c.mean(0), 0.05)
+            self.code_sq.lerp_((c * c).mean(0), 0.05)
+        return {"loss/ae": loss.detach(), "loss/ae_mse": rec.detach()}
+
+    # ------------------------------------------------------------------ stage 2: encode + OT
+    @torch.no_grad()
+    def encode_training_set(self) -> Tensor:
+        """Codes E(x) of the first ``n_targets`` training points (all of them if ``None``)."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "reference_samples"):
+            raise ConfigError("AE-OT's OT stage needs a zoo datamodule (reference_samples) to encode the training set")
+        n = self.hparams.n_targets
+        n = len(dm.train_set) if n is None else int(n)
+        data = dm.reference_samples(n, split="train")
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            codes = torch.cat([self.encoder(data[i:i + 1024].to(self.device)).float()
+                               for i in range(0, data.shape[0], 1024)])
+        finally:
+            self.encoder.train(was_training)
+        return codes
+
+    @torch.no_grad()
+    def start_ot(self) -> None:
+        """Enter the OT stage: encode and normalise the targets, reset h and the solver state."""
+        codes = self.encode_training_set()
+        mean = codes.mean(0)
+        scale = (codes - mean).pow(2).mean().sqrt().clamp_min(1e-8)
+        self.code_mean.copy_(mean)
+        self.code_scale.copy_(scale)
+        self.targets = (codes - mean) / scale
+        n = self.targets.shape[0]
+        self.h = torch.zeros(n, device=self.device)
+        self.ot_adam_m = torch.zeros(n, device=self.device)
+        self.ot_adam_v = torch.zeros(n, device=self.device)
+        self._solver, self._solver_state = None, {}
+        self.stage_buf.fill_(STAGES.index("ot"))
+        self._save_stage = "stage1-ae"
+
+    def solver(self) -> SemiDiscreteOT:
+        """The OT solver over the buffers (h and the Adam moments are shared, updated in place)."""
+        if self._solver is None or self._solver.targets.device != self.targets.device:
+            hp = self.hparams
+            s = SemiDiscreteOT(self.targets, source=hp.ot_source, sampler=hp.ot_sampler, lr=hp.ot_lr,
+                               n_samples=hp.ot_samples, max_samples=hp.ot_max_samples, patience=hp.ot_patience,
+                               lr_decay=hp.ot_lr_decay, tol_tv=hp.ot_tol_tv, tol_rel=hp.ot_tol_rel,
+                               chunk_targets=hp.chunk_targets, chunk_samples=hp.chunk_samples,
+                               seed=int(torch.initial_seed()) % (2**31))
+            s.h, s.adam_m, s.adam_v = self.h, self.ot_adam_m, self.ot_adam_v
+            if self._solver is not None:
+                self._solver_state = self._solver_scalars()
+            for key, value in self._solver_state.items():
+                setattr(s, key, value)
+            self._solver = s
+        return self._solver
+
+    def _solver_scalars(self) -> Dict[str, object]:
+        if self._solver is None:
+            return dict(self._solver_state)
+        s = self._solver
+        return {k: getattr(s, k) for k in (*SemiDiscreteOT._STATE_SCALARS, "seed", "history")}
+
+    @torch.no_grad()
+    def ot_steps(self) -> Dict[str, Tensor]:
+        """``ot_iters_per_step`` solver iterations; finishes the stage on convergence or ``ot_max_iters``."""
+        s = self.solver()
+        rec: Dict[str, float] = {}
+        for _ in range(int(self.hparams.ot_iters_per_step)):
+            rec = s.step()
+            if s.converged or s.t >= int(self.hparams.ot_max_iters):
+                self.finish_ot()
+                break
+        return {f"ot/{k}": torch.tensor(float(v)) for k, v in rec.items() if k != "iter"} | {
+            "ot/iter": torch.tensor(float(s.t))}
+
+    @torch.no_grad()
+    def finish_ot(self) -> None:
+        """Leave the OT stage: count it as one generator step, log the final fresh-sample marginal errors
+        and the generation statistics (rejected pairs, angle histogram)."""
+        s = self.solver()
+        self.stage_buf.fill_(STAGES.index("done"))
+        self.count_gen_step()
+        errs = s.errors(s.cell_mass(min(2**20, max(2**18, 256 * s.num_targets)), seed=4242))
+        stats = self.compute_generation_stats()
+        metrics = {"ot/final_tv": errs["tv"], "ot/final_max_rel": errs["max_rel"],
+                   "ot/final_empty": float(errs["empty"]), "ot/iters": float(s.t),
+                   "ot/converged": float(s.converged), "aeot/rejected_fraction": stats["rejected_fraction"],
+                   "aeot/interpolated_fraction": stats["interpolated_fraction"],
+                   "aeot/angle_threshold": stats["threshold"]}
+        if self._trainer is not None:
+            self.log_dict({k: float(v) for k, v in metrics.items()}, on_step=True, on_epoch=False)
+        self.generation_stats = {**metrics, **stats}
+        self._save_stage = "stage2-ot"
+
+    # ------------------------------------------------------------------ stage 3: generation
+    def draw_source(self, n: int) -> Tensor:
+        """n points of the OT source law from the global RNG (so seeded evaluation is repeatable)."""
+        d = int(self.hparams.latent_dim)
+        u = torch.rand(n, d, device=self.device)
+        if self.hparams.ot_source == "uniform":
+            return u - 0.5
+        return math.sqrt(2.0) * torch.erfinv(u.clamp(1e-7, 1 - 1e-7) * 2 - 1)
+
+    def extend(self, x: Tensor) -> ExtendedMapSample:
+        """The extended OT map at source points ``x`` (normalised codes; see :func:`extended_map`)."""
+        hp = self.hparams
+        return extended_map(x, self.targets, self.h, k=hp.top_k, threshold=hp.angle_threshold,
+                            percentile=hp.angle_percentile, lam=hp.mix_weight,
+                            chunk_targets=hp.chunk_targets, chunk_samples=hp.chunk_samples)
+
+    def sample_latent(self, n: int) -> Tensor:
+        """Normalised codes: the extended OT map of x ~ μ once the OT stage has started; before that,
+        Gaussian codes with the running mean/std of the autoencoder's codes (returned already in code units
+        divided by ``code_scale``, which is 1 then)."""
+        if self.stage != "ae" and self.targets.shape[0] > 0:
+            return self.extend(self.draw_source(n)).codes
+        std = (self.code_sq - self.code_mean ** 2).clamp_min(1e-12).sqrt()
+        return (self.code_mean + std * torch.randn(n, self.code_mean.shape[0], device=self.device)
+                - self.code_mean) / self.code_scale
+
+    def generate(self, z: Tensor) -> Tensor:
+        """Decode normalised codes: D(z · scale + mean)."""
+        return self.decoder(z * self.code_scale + self.code_mean).reshape(z.shape[0], *self.data_shape)
+
+    @torch.no_grad()
+    def compute_generation_stats(self, n: Optional[int] = None, bins: int = 40) -> Dict[str, object]:
+        """Rejected-pair fraction and angle histogram of the extended map at ``n`` fresh source points."""
+        n = int(n or self.hparams.stats_samples)
+        gen = torch.Generator().manual_seed(1234)
+        x = sample_source(n, int(self.hparams.latent_dim), self.hparams.ot_source, "random", 1234,
+                          self.device)
+        hp = self.hparams
+        out = extended_map(x, self.targets, self.h, k=hp.top_k, threshold=hp.angle_threshold,
+                           percentile=hp.angle_percentile, lam=hp.mix_weight, generator=gen,
+                           chunk_targets=hp.chunk_targets, chunk_samples=hp.chunk_samples)
+        ang = out.angles.reshape(-1).double().cpu()
+        hist_max = float(ang.max()) if ang.numel() else 1.0
+        counts = torch.histc(ang, bins=bins, min=0.0, max=max(hist_max, 1e-6)) if ang.numel() else torch.zeros(bins)
+        return {"rejected_fraction": out.rejected_fraction, "interpolated_fraction": out.interpolated_fraction,
+                "threshold": out.threshold, "n_pairs": int(ang.numel()),
+                "angle_hist_counts": [int(c) for c in counts.tolist()],
+                "angle_hist_edges": torch.linspace(0.0, max(hist_max, 1e-6), bins + 1).tolist(),
+                "angle_quantiles": {str(q): float(torch.quantile(ang, q)) for q in (0.5, 0.9, 0.99)}
+                if ang.numel() else {}}
+
+    # ================================================================== checkpoints
+    def _run_dir(self) -> Optional[Path]:
+        if self._trainer is None:
+            return None
+        cb = getattr(self.trainer, "checkpoint_callback", None)
+        if cb is not None and getattr(cb, "dirpath", None):
+            return Path(cb.dirpath).parent
+        logger = self.trainer.loggers[0] if self.trainer.loggers else None
+        return Path(getattr(logger, "log_dir", None) or self.trainer.default_root_dir)
+
+    def save_stage_checkpoint(self, name: str) -> None:
+        """``<run dir>/checkpoints/<name>.ckpt`` (and, after the OT, ``aeot_generation.json`` + an angle plot)."""
+        rd = self._run_dir()
+        if rd is None or not self.trainer.is_global_zero:
+            return
+        (rd / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self.trainer.save_checkpoint(str(rd / "checkpoints" / f"{name}.ckpt"), weights_only=False)
+        if name == "stage2-ot" and self.generation_stats:
+            (rd / "aeot_generation.json").write_text(json.dumps(self.generation_stats, indent=2) + "\n")
+            self._plot_angles(rd / "plots" / "aeot_angles.png")
+
+    def _plot_angles(self, path: Path) -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover
+            return
+        st = self.generation_stats
+        edges, counts = st["angle_hist_edges"], st["angle_hist_counts"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color="tab:blue")
+        ax.axvline(st["threshold"], color="tab:red", label=f"threshold {st['threshold']:.3g} rad")
+        ax.set_yscale("log")
+        ax.set_xlabel("facet angle θ (rad) of top-k pairs")
+        ax.set_ylabel("pairs")
+        ax.set_title(f"rejected {100 * st['rejected_fraction']:.1f}% of pairs")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["aeot"] = {"solver": self._solver_scalars(), "generation_stats": self.generation_stats}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        sd = checkpoint.get("state_dict", {})
+        for name in ("targets", "h", "ot_adam_m", "ot_adam_v"):  # resize the OT buffers before loading
+            if name in sd:
+                setattr(self, name, torch.zeros_like(sd[name], device=self.code_mean.device))
+        extra = checkpoint.get("aeot", {})
+        self._solver, self._solver_state = None, dict(extra.get("solver", {}))
+        self.generation_stats = dict(extra.get("generation_stats", {}))
