@@ -69,11 +69,23 @@ def gen_step_of(pl_module: pl.LightningModule, trainer: Optional[pl.Trainer] = N
 
 
 class EveryNGenSteps:
-    """Mixin: fire ``evaluate`` each time the generator step crosses a multiple of ``every_n_gen_steps``,
-    and once at the end of fit. The step when it last fired is saved in the checkpoint."""
+    """Mixin for evaluation callbacks: call ``self._run(trainer, pl_module)`` each time the generator step
+    reaches a multiple of ``every_n_gen_steps``, and once at the end of training unless the last step was just
+    evaluated. The step when it last fired is saved in the checkpoint."""
 
     every_n_gen_steps: int
     _last: int = -1
+
+    def _run(self, trainer, pl_module) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.due(pl_module, trainer):
+            self._run(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._last != gen_step_of(pl_module, trainer):
+            self._run(trainer, pl_module)
 
     def due(self, pl_module, trainer) -> bool:
         if not self.every_n_gen_steps or self.every_n_gen_steps <= 0:

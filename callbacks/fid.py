@@ -430,11 +430,3 @@ class FID(EveryNGenSteps, pl.Callback):
         value = self.compute(trainer, pl_module)
         if value is not None and trainer.is_global_zero:
             log_eval(trainer, pl_module, {"eval/fid": value})
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.due(pl_module, trainer):
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self._last != gen_step_of(pl_module, trainer):
-            self._run(trainer, pl_module)

@@ -104,11 +104,3 @@ class ModeCoverage(EveryNGenSteps, pl.Callback):
             metrics = self.compute(trainer, pl_module)
             if metrics:
                 log_eval(trainer, pl_module, metrics)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.due(pl_module, trainer):
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self._last != getattr(pl_module, "gen_step", trainer.global_step):
-            self._run(trainer, pl_module)

@@ -113,11 +113,3 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
         self.mark(pl_module, trainer)
         if trainer.is_global_zero and self.applicable(trainer, pl_module):
             log_eval(trainer, pl_module, self.compute(trainer, pl_module))
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.due(pl_module, trainer):
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self._last != gen_step_of(pl_module, trainer):
-            self._run(trainer, pl_module)

@@ -230,5 +230,7 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method="fork")
     values = [float((tmp_path / f"fid{r}.txt").read_text()) for r in range(2)]
     assert values[0] == values[1]  # every rank computes the same reduced value
-    assert values[0] == pytest.approx(single, rel=1e-9)
+    # float32 features of different batch splits differ in the last bits; a wrong reduction (e.g. one rank's
+    # share only) would be off by far more than this
+    assert values[0] == pytest.approx(single, rel=1e-6)
     assert single > 50  # noise vs digits: far from 0

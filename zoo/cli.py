@@ -32,6 +32,7 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from callbacks.distances import SampleDistances
@@ -267,6 +268,10 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
     except ConfigError as err:  # raised in setup (e.g. data shape), before the first step
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SIGTERMException:  # Lightning exits with status 0 here; a preempted run must not look successful
+        print("[zoo] received SIGTERM: checkpoints/interrupted.ckpt written; resume by re-running the same command",
+              file=sys.stderr)
+        raise SystemExit(143) from None
     except pickle.UnpicklingError as err:
         print(f"error: refused to load checkpoint {cli.config.get('ckpt_path') or 'last.ckpt'}: it holds objects "
               f"other than tensors and plain containers (torch.load weights_only=True): "
