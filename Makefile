@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo compare test test-all clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m zoo.demo
+
+# every method on ring8, one seed, 300 generator steps each, then the leaderboard (resumable)
+compare: $(STAMP)
+	$(PY) -m zoo.compare --methods all --data ring8 --seeds 1 --budget 300steps --out runs/compare-demo --wandb false
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -q
