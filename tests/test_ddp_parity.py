@@ -41,11 +41,20 @@ pytestmark = pytest.mark.ddp
 #: (short name, constructor kwargs) of every method under the parity test; deterministic given batch and noise.
 PARITY_METHODS = [
     ("vanilla", {"hidden": (32, 32), "lr_g": 1e-3, "lr_d": 1e-3}),
+    ("icnn_w2", {"hidden": (32, 32), "icnn_hidden": (16, 16), "n_dis": 2, "pretrain_steps": 0}),
 ]
+# Not yet in the list (measured with this harness, to be fixed):
+# * wgan_gp (n_critic 2): ranks agree, but the generator differs from the single process by 6e-4 — the
+#   double-backward gradient penalty under DDP needs investigation (cf. pytorch #47562);
+# * sngan / srgan: ddp_spawn cannot pickle modules with torch's spectral_norm parametrization (use the
+#   `ddp` strategy, which does not pickle the model, for these methods);
+# * dual_flow (mlp discriminator, explicit SGD): off by 1.0e-5, at the tolerance (float summation order);
+# * aeot: staged training (the OT stage is solved on every rank), not covered by this harness.
 
 WORLD = 2          # CPU processes
 LOCAL_BATCH = 16   # per rank; the single process uses WORLD * LOCAL_BATCH
 GEN_STEPS = 4      # generator steps k
+MAX_N_DIS = 2      # most discriminator steps per generator step among PARITY_METHODS
 ATOL = 1e-5
 STRATEGY_KW = {"find_unused_parameters": True}
 
@@ -123,7 +132,7 @@ class FixedBatches(pl.LightningDataModule):
         from datamodules.synthetic import Synthetic2D
 
         self.batch_size = batch_size
-        n = WORLD * LOCAL_BATCH * (GEN_STEPS + 2)
+        n = WORLD * LOCAL_BATCH * (GEN_STEPS * MAX_N_DIS + 2)  # max_gen_steps ends every run first
         self.x = Synthetic2D("ring8").sample(n, torch.Generator().manual_seed(3))
 
     def train_dataloader(self):
