@@ -27,6 +27,8 @@ from typing import Any, Dict, Optional
 
 import pytorch_lightning as pl
 
+from callbacks._util import gen_step_of
+
 __all__ = ["WandbSetup", "SUMMARIES", "X_AXIS", "find_wandb_logger", "run_identity"]
 
 #: ids of the W&B runs already configured in this process (the callback may be added twice).
@@ -106,14 +108,19 @@ class WandbSetup(pl.Callback):
         self.finish_on_teardown = bool(finish_on_teardown)
         self._t0: Optional[float] = None
 
+    @staticmethod
+    def _rank_zero_run(trainer: pl.Trainer):
+        """The active W&B run on global rank 0 (``None`` elsewhere or without a WandbLogger)."""
+        if not trainer.is_global_zero:
+            return None
+        logger = find_wandb_logger(trainer)
+        return logger.experiment if logger is not None else None
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = time.perf_counter()
-        if not trainer.is_global_zero:
+        run = self._rank_zero_run(trainer)
+        if run is None:
             return
-        logger = find_wandb_logger(trainer)
-        if logger is None:
-            return
-        run = logger.experiment
         key = str(getattr(run, "id", None) or id(run))
         if key in _CONFIGURED or not callable(getattr(run, "define_metric", None)):
             return  # already configured (the callback may be added twice) or a disabled/dummy run
@@ -125,17 +132,10 @@ class WandbSetup(pl.Callback):
         _CONFIGURED.add(key)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        logger = find_wandb_logger(trainer)
-        if logger is None:
-            return
-        run = logger.experiment
-        summary = getattr(run, "summary", None)
+        summary = getattr(self._rank_zero_run(trainer), "summary", None)
         if summary is None:
             return
-        gen = getattr(pl_module, "gen_step", None)
-        values = {"gen_steps": int(gen) if gen is not None else int(trainer.global_step)}
+        values = {"gen_steps": gen_step_of(pl_module, trainer)}
         if self._t0 is not None:
             values["wall_time_s"] = round(time.perf_counter() - self._t0, 3)
         summary.update(values)
