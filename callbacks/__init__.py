@@ -12,6 +12,7 @@ _LAZY = {
     "SpectralMonitor": "callbacks.spectral",
     "StackedModeCount": "callbacks.stacked",
     "SampleDistances": "callbacks.distances",
+    "DivergenceRollback": "callbacks.rollback",
 }
 
 __all__ = ["ModeCoverage", "mode_metrics", "support_metrics", "SamplePlot", "ResultsWriter", *_LAZY]

@@ -28,7 +28,9 @@ class LastCheckpoint(ModelCheckpoint):
 
 
 class InterruptCheckpoint(OnExceptionCheckpoint):
-    """On an exception or Ctrl-C, save ``<dirpath>/interrupted.ckpt`` — unless nothing was trained yet.
+    """On an exception or Ctrl-C, save ``<dirpath>/interrupted.ckpt`` — unless nothing was trained yet, or the
+    exception is a divergence (``FloatingPointError``: the state is garbage, and resuming must pick the last good
+    ``last.ckpt``).
 
     Because this callback is present, Lightning's ``fit(ckpt_path=None)`` resumes from ``last.ckpt`` when the
     run directory already has one.
@@ -36,5 +38,7 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if trainer.global_step == 0:
+            return
+        if isinstance(exception, FloatingPointError):  # a divergence: keep last.ckpt as the newest checkpoint
             return
         super().on_exception(trainer, pl_module, exception)

@@ -3,8 +3,10 @@
 Every datamodule of the zoo exposes
 
 * ``data_shape`` — the shape of one data point (``(2,)`` for 2-D mixtures, ``(C, H, W)`` for images);
-* ``train_dataloader()`` — shuffled batches of real data (images normalised to [-1, 1]); under DDP
-  Lightning swaps in a ``DistributedSampler`` so each rank sees its own share;
+* ``train_dataloader()`` — shuffled, drop-last batches of real data (images normalised to [-1, 1]) drawn by a
+  :class:`ResumableSampler`: the order is a function of (order seed, epoch, rank), each rank of a DDP run takes
+  its own share, and a run resumed from a mid-epoch checkpoint continues with exactly the batches it would have
+  seen (the datamodule's ``state_dict`` holds the order seed and the number of batches consumed);
 * ``reference_samples(n, split="val")`` — up to ``n`` held-out real samples for evaluation (FID statistics,
   exact W2); ``split="train"`` gives training samples.
 
@@ -13,12 +15,13 @@ Datamodules know nothing of the methods.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from zoo.errors import ConfigError
 
@@ -57,6 +60,52 @@ class BatchedTensorDataset(Dataset):
         return self._gather(torch.as_tensor(indices, dtype=torch.long))
 
 
+def _world() -> Tuple[int, int]:
+    """(world size, rank) of the initialised process group, (1, 0) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+class ResumableSampler(DistributedSampler):
+    """Shuffled training indices whose position in the stream is given from outside, so a resumed run continues
+    with exactly the batches an uninterrupted run would have drawn.
+
+    With ``n`` samples, world size ``W``, rank ``r`` and batch size ``B``, epoch ``e`` is the permutation
+    ``π_e = randperm(n)`` of a ``torch.Generator`` seeded with ``(seed, e)``, cut to ``⌊n/W⌋·W`` entries, and rank
+    ``r`` takes ``π_e[r], π_e[r+W], …`` — so the ranks' shares partition the epoch (drop-last). The sampler
+    holds no epoch counter of its own: each iteration starts at global batch ``k = position()`` (batches consumed
+    so far by this rank), i.e. epoch ``e = k // P`` with ``P = ⌊⌊n/W⌋/B⌋`` batches per epoch, skipping the
+    first ``k mod P`` batches of that epoch. ``set_epoch`` is accepted and ignored.
+
+    It subclasses ``DistributedSampler`` so Lightning keeps it under DDP instead of wrapping it; rank and
+    world size are read from ``torch.distributed`` when it iterates (no process group is needed to build it).
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, position: Callable[[], int]):
+        # DistributedSampler.__init__ would require an initialised process group; set its public fields instead
+        self.dataset, self.batch_size, self.seed, self.position = dataset, int(batch_size), int(seed), position
+        self.shuffle, self.drop_last, self.epoch = True, True, 0
+
+    def batches_per_epoch(self) -> int:
+        """``P = ⌊⌊n/W⌋ / B⌋`` full batches per rank and epoch."""
+        return (len(self.dataset) // _world()[0]) // self.batch_size
+
+    def __len__(self) -> int:
+        return len(self.dataset) // _world()[0]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Ignored: the epoch follows from ``position()``."""
+
+    def __iter__(self) -> Iterator[int]:
+        w, r = _world()
+        n = len(self.dataset)
+        self.epoch, skip = divmod(int(self.position()), max(1, self.batches_per_epoch()))
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2 ** 63))
+        mine = torch.randperm(n, generator=g)[: (n // w) * w][r::w]
+        return iter(mine[skip * self.batch_size:].tolist())
+
+
 class GANDataModule(pl.LightningDataModule):
     """Base class: batch size checks, shuffled drop-last loaders, held-out reference samples.
 
@@ -76,6 +125,8 @@ class GANDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.train_set: Optional[Dataset] = None
         self.val_set: Optional[Dataset] = None
+        self._order_seed: Optional[int] = None  # seed of the training order (saved in checkpoints)
+        self._batches_consumed = 0  # training batches handed to the module by this rank (saved in checkpoints)
 
     # subclasses implement
     def _build(self) -> None:  # pragma: no cover - abstract
@@ -90,12 +141,13 @@ class GANDataModule(pl.LightningDataModule):
                 "lower data.batch_size"
             )
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler=None) -> DataLoader:
         batched = hasattr(dataset, "__getitems__")
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             collate_fn=_identity_collate if batched else None,
@@ -103,8 +155,35 @@ class GANDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled drop-last batches in a resumable order (:class:`ResumableSampler`).
+
+        The order seed is ``torch.initial_seed()`` (so ``seed_everything`` fixes it) unless a checkpoint
+        restored one; under DDP rank 0's seed is broadcast so the ranks' shares partition each epoch.
+        """
         self.setup("fit")
-        return self._loader(self.train_set, shuffle=True, drop_last=True)
+        if self._order_seed is None:
+            seed = int(torch.initial_seed()) % (2 ** 63)
+            trainer = getattr(self, "trainer", None)
+            if trainer is not None and trainer.world_size > 1:
+                seed = int(trainer.strategy.broadcast(seed, src=0))
+            self._order_seed = seed
+        sampler = ResumableSampler(self.train_set, self.batch_size, self._order_seed, lambda: self._batches_consumed)
+        return self._loader(self.train_set, shuffle=True, drop_last=True, sampler=sampler)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count the training batches handed to the module (the resume position of :class:`ResumableSampler`)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training:
+            self._batches_consumed += 1
+        return batch
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The training order's seed and the number of batches consumed (saved in checkpoints)."""
+        return {"order_seed": self._order_seed, "batches_consumed": self._batches_consumed}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self._order_seed = state_dict.get("order_seed", self._order_seed)
+        self._batches_consumed = int(state_dict.get("batches_consumed", 0))
 
     def reference_samples(self, n: int, split: str = "val") -> Tensor:
         """The first ``n`` samples of the held-out (``val``) or ``train`` split, data tensor only."""

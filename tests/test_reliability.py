@@ -50,3 +50,49 @@ def test_crafted_checkpoint_is_refused(tmp_path, monkeypatch):
               "--model.max_gen_steps", "3", "--ckpt_path", str(bad), "--trainer.default_root_dir", str(tmp_path),
               "--run_name", "r", *FAST])
     assert not (tmp_path / "PWNED").exists()
+
+
+class PoisonedGAN(VanillaGAN):
+    """VanillaGAN whose generator weights turn NaN once, after batch 10 of the process (a one-off blow-up)."""
+
+    poisoned = False  # class-level: once per test process
+
+    def generator_step(self, real):
+        logs = super().generator_step(real)
+        if self.batch_step >= 10 and not type(self).poisoned:
+            type(self).poisoned = True
+            with torch.no_grad():
+                next(self.generator.parameters()).fill_(float("inf"))
+        return logs
+
+
+def _poison_args(tmp_path, *extra):
+    return ["fit", "--model", f"{__name__}.PoisonedGAN", "--data", "ring8", "--data.n_samples", "2000",
+            "--model.max_gen_steps", "30", "--trainer.log_every_n_steps", "1", "--checkpoint_every_n_steps", "4",
+            "--trainer.default_root_dir", str(tmp_path), "--run_name", "r", *FAST, *extra]
+
+
+def test_nan_parameter_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(PoisonedGAN, "poisoned", False)
+    with pytest.raises(FloatingPointError) as exc:
+        main(_poison_args(tmp_path))
+    msg = str(exc.value)
+    assert "parameter generator." in msg and "=inf at gen_step 11" in msg and "last.ckpt" in msg
+    ckpt_dir = tmp_path / "r" / "checkpoints"
+    assert not (ckpt_dir / "interrupted.ckpt").exists()  # a diverged state is never checkpointed
+    ckpt = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    # saved every 4 optimizer steps = 2 generator steps (D + G per step): the last save before the blow-up
+    assert int(ckpt["state_dict"]["gen_step_buf"]) == 10
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_rollback_restores_last_good_checkpoint_with_lower_lr(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(PoisonedGAN, "poisoned", False)
+    cli = main(_poison_args(tmp_path, "--rollback.enabled", "true", "--rollback.lr_factor", "0.25"))
+    model = cli.model
+    assert PoisonedGAN.poisoned and model.gen_step == 30
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    err = capsys.readouterr().err
+    assert "rolled back to" in err and "last.ckpt (gen_step 10)" in err and "x0.25 (rollback 1/3)" in err
+    for opt in cli.trainer.optimizers:  # 2e-4 (VanillaGAN's default lr) x 0.25
+        assert all(abs(g["lr"] - 5e-5) < 1e-12 for g in opt.param_groups)

@@ -27,8 +27,10 @@ Methods whose algorithm does not fit (simultaneous updates, staged training) ove
 from __future__ import annotations
 
 import math
+import random
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
@@ -109,14 +111,45 @@ class GANModule(pl.LightningModule):
         dm_shape = getattr(dm, "data_shape", None)
         self.ensure_built(self.validate_data_shape(dm_shape) if dm_shape is not None else None)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``, building the networks first when the data shape is known."""
+        if not self._built and self.data_shape is not None:
+            self.ensure_built()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["zoo"] = {"data_shape": list(self.data_shape or ()), "gen_step": self.gen_step}
+        """Refuse to checkpoint non-finite parameters (the last good checkpoint is kept), then record the data
+        shape, ``gen_step`` and the random number generators' states (so a resumed run draws the same noise)."""
+        self.check_finite_parameters()
+        checkpoint["zoo"] = {"data_shape": list(self.data_shape or ()), "gen_step": self.gen_step,
+                             "rng": rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        shape = checkpoint.get("zoo", {}).get("data_shape") or checkpoint.get("hyper_parameters", {}).get(
-            "data_shape"
-        )
+        zoo = checkpoint.get("zoo", {})
+        shape = zoo.get("data_shape") or checkpoint.get("hyper_parameters", {}).get("data_shape")
         self.ensure_built(shape)
+        self._rng_to_restore = zoo.get("rng")
+
+    def on_train_start(self) -> None:
+        """Restore the generators' states of a loaded checkpoint, as late as possible before the first batch
+        (anything that draws random numbers while Lightning sets up cannot shift the resumed run's noise)."""
+        state = getattr(self, "_rng_to_restore", None)
+        if state:
+            set_rng_state(state)
+        self._rng_to_restore = None
+
+    def check_finite_parameters(self) -> None:
+        """Raise ``FloatingPointError`` naming the first parameter or buffer holding NaN/Inf."""
+        named = [(n, t) for n, t in list(self.named_parameters()) + list(self.named_buffers())
+                 if t.is_floating_point() and t.numel()]
+        if not named:
+            return
+        ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in named])
+        if bool(ok.all()):  # one device sync
+            return
+        name, t = named[int((~ok).nonzero()[0])]
+        bad = t.detach()[~torch.isfinite(t.detach())]
+        raise FloatingPointError(self.divergence_message(f"parameter {name}", float(bad.reshape(-1)[0])))
 
     # ------------------------------------------------------------------ counters
     @property
@@ -159,21 +192,40 @@ class GANModule(pl.LightningModule):
         self.log_train(logs)
 
     def log_train(self, logs: Dict[str, Tensor]) -> None:
-        """Log scalars every ``trainer.log_every_n_steps`` batches and stop on non-finite losses.
+        """Log scalars every ``trainer.log_every_n_steps`` batches and stop on non-finite losses or parameters.
 
-        The check runs where the values are logged, so a divergence is caught within
-        ``log_every_n_steps`` batches, without a device sync on every step.
+        The check runs where the values are logged, so a divergence is caught within ``log_every_n_steps``
+        batches, without a device sync on every step. Under DDP the ranks agree on the verdict (any rank's NaN
+        stops all of them). A ``divergence_handler`` (set by :class:`callbacks.DivergenceRollback`) may roll the
+        run back to its last good checkpoint instead of stopping it.
         """
         every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1)) if self._trainer else 1
         if self.batch_step % every != 0 and not self._is_last_step():
             return
         values = {k: (v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))) for k, v in logs.items()}
-        for key, value in values.items():
-            if not bool(torch.isfinite(value).all()):
-                raise FloatingPointError(self.divergence_message(key, float(value.float().mean())))
+        problem = self._first_non_finite(values)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            if self.trainer.strategy.reduce_boolean_decision(problem is not None, all=False) and problem is None:
+                problem = self.divergence_message("a value on another rank", float("nan"))
+        if problem is not None:
+            handler = getattr(self, "divergence_handler", None)
+            if handler is not None and handler.rollback(self, problem):
+                return
+            raise FloatingPointError(problem)
         if values:
             self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False, sync_dist=True)
         self.log("trainer/gen_step", float(self.gen_step), on_step=True, on_epoch=False, prog_bar=True)
+
+    def _first_non_finite(self, values: Dict[str, Tensor]) -> Optional[str]:
+        """The divergence message for the first non-finite logged value or parameter, else ``None``."""
+        for key, value in values.items():
+            if not bool(torch.isfinite(value).all()):
+                return self.divergence_message(key, float(value.float().mean()))
+        try:
+            self.check_finite_parameters()
+        except FloatingPointError as err:
+            return str(err)
+        return None
 
     def divergence_message(self, key: str, value: float) -> str:
         ckpt = None
@@ -217,6 +269,38 @@ class GANModule(pl.LightningModule):
         finally:
             self.train(was_training)
         return torch.cat(chunks)
+
+
+def rng_state() -> dict:
+    """The states of torch's CPU (and initialised CUDA) generators, numpy's and Python's, as tensors and plain
+    Python values only, so checkpoints holding them still load with ``torch.load(weights_only=True)``."""
+    np_state = np.random.get_state()
+    version, keys, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        s = state["numpy"]
+        np.random.set_state(("MT19937", s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
+                             s["cached_gaussian"]))
+    if "python" in state:
+        s = state["python"]
+        random.setstate((s["version"], tuple(int(k) for k in s["keys"].tolist()), s["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _split(n: int, size: int):

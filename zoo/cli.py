@@ -40,6 +40,7 @@ from callbacks.fid import FID
 from callbacks.modes import ModeCoverage
 from callbacks.plots import SamplePlot
 from callbacks.results import ResultsWriter
+from callbacks.rollback import DivergenceRollback
 from callbacks.spectral import SpectralMonitor
 from callbacks.stacked import StackedModeCount
 from callbacks.wandb_setup import WandbSetup
@@ -161,6 +162,7 @@ class ZooCLI(LightningCLI):
         parser.add_lightning_class_args(SpectralMonitor, "spectral")
         parser.add_lightning_class_args(StackedModeCount, "stacked_modes")
         parser.add_lightning_class_args(SampleDistances, "distances")
+        parser.add_lightning_class_args(DivergenceRollback, "rollback")  # off unless --rollback.enabled true
         parser.add_argument("--run_name", type=Optional[str], default=None,
                             help="Run directory name under trainer.default_root_dir (default: method-data-seed-time)")
         parser.add_argument("--wandb", type=bool, default=True, help="Log to W&B (offline without credentials)")
