@@ -1,6 +1,7 @@
 """Datamodules of the zoo: 2-D mixtures with known modes, embedded digits, stacked digits,
-torchvision datasets and image folders. They know nothing of the methods."""
+torchvision datasets, image folders and your own array files. They know nothing of the methods."""
 
+from datamodules.arrays import ArrayFile
 from datamodules.base import BatchedTensorDataset, GANDataModule
 from datamodules.images import Digits, ImageFolderImages, StackedDigits, TorchvisionImages
 from datamodules.synthetic import DATASETS as SYNTHETIC_DATASETS
@@ -14,6 +15,7 @@ __all__ = [
     "StackedDigits",
     "TorchvisionImages",
     "ImageFolderImages",
+    "ArrayFile",
     "SYNTHETIC_DATASETS",
     "resolve_data",
 ]

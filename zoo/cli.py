@@ -86,9 +86,9 @@ def expand_short_names(args: List[str]) -> List[str]:
             path, name = DATA_SHORT_NAMES[value]
             out += ["--data", path] + (["--data.name", name] if name else [])
         elif "." not in value and value not in ("Synthetic2D", "Digits", "StackedDigits", "TorchvisionImages",
-                                                "ImageFolderImages"):
+                                                "ImageFolderImages", "ArrayFile"):
             raise ConfigError(f"unknown dataset {value!r}: use one of {', '.join(DATA_SHORT_NAMES)}, "
-                              "ImageFolderImages, or a LightningDataModule class path")
+                              "ImageFolderImages, ArrayFile, or a LightningDataModule class path")
         else:
             out += [key, value]
         i += step
