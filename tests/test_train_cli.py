@@ -85,6 +85,8 @@ def _cli_error(tmp_path, capsys, *args):
     (["--model", "vanilla", "--data", "mnist", "--data.root", "/nonexistent/data"], "mnist not found: expected"),
     (["--model", "vanilla", "--data", "ImageFolderImages", "--data.root", "/nonexistent/imgs"], "does not exist"),
     (["--model", "vanilla", "--data", "ring8", "--model.no_such_key", "1"], "no_such_key"),
+    (["--model", "vanilla", "--data", "digits", "--fid.extractor", "resnet"], "fid extractor must be 'auto'"),
+    (["--model", "vanilla", "--data", "ring8", "--rollback.lr_factor", "2"], "rollback.lr_factor must be in (0, 1]"),
 ])
 def test_bad_input_fails_early_with_one_line(tmp_path, capsys, args, expected):
     code, lines, err = _cli_error(tmp_path, capsys, *args)
