@@ -17,8 +17,10 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# the baseline on ring8 (mode coverage + plot), then every method on ring8 and the leaderboard
 demo: $(STAMP)
 	$(PY) -m zoo.demo
+	$(MAKE) --no-print-directory compare
 
 # every method on ring8, one seed, 300 generator steps each, then the leaderboard (resumable)
 compare: $(STAMP)

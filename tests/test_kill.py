@@ -80,10 +80,10 @@ def test_sigterm_during_ot_stage_resumes(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "train.py", "fit", "--model", "aeot", "--data", "ring8", "--data.n_samples", "2000",
            "--model.hidden", "[32, 32]", "--model.max_gen_steps", "30", "--model.n_targets", "128",
-           "--model.ot_max_iters", "150", "--model.ot_samples", "4096", "--model.ot_tol_tv", "1e-9",
+           "--model.ot_iters_per_step", "1", "--model.ot_samples", "4096", "--model.ot_tol_tv", "1e-9",
            "--model.ot_patience", "100000", "--model.stats_samples", "1000", "--run_name", "run",
            "--trainer.default_root_dir", str(tmp_path), *COMMON]
-    proc = _start(cmd)
+    proc = _start(cmd + ["--model.ot_max_iters", "1000000"])  # the solve cannot finish before the signal
     _wait_for(run / "checkpoints" / "stage1-ae.ckpt", proc)  # written when the OT stage starts
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
@@ -95,11 +95,11 @@ def test_sigterm_during_ot_stage_resumes(tmp_path):
     assert int(ckpt["state_dict"]["stage_buf"]) == 1, "interrupted outside the OT stage"  # STAGES.index("ot")
     assert ckpt["state_dict"]["h"].shape == (128,)
     iters = ckpt["aeot"]["solver"]["t"]  # solver iterations done when interrupted
-    proc = _start(cmd)
+    proc = _start(cmd + ["--model.ot_max_iters", str(iters + 20)])  # resume and finish 20 iterations later
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     res = json.loads((run / "results.json").read_text())
     assert res["status"] == "complete", res
     final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert int(final["state_dict"]["stage_buf"]) == 2 and final["state_dict"]["h"].shape == (128,)
-    assert final["aeot"]["solver"]["t"] > iters > 0  # the solve went on from where it stopped
+    assert final["aeot"]["solver"]["t"] == iters + 20 and iters > 0  # the solve went on from where it stopped

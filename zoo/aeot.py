@@ -25,6 +25,15 @@ for the whole OT solve, counted when it finishes; ``max_gen_steps`` is therefore
 (required). The final ``eval/*`` metrics (ModeCoverage at the end of fit) are always taken after the OT.
 While the autoencoder trains, ``sample(n)`` decodes Gaussian codes with the running mean/std of the codes
 (an "AE + Gaussian prior" baseline), so periodic evaluations before the OT measure that baseline.
+
+**DDP.** The autoencoder stage is ordinary data parallelism (per-rank batches, all-reduced gradients; the running
+code statistics are all-reduced too). The OT stage is **solved identically on every rank**, not sharded: every
+rank encodes the same first ``n_targets`` training points, rank 0's codes and solver seed are broadcast, every rank
+runs the same solver iterations, and after each training step rank 0's h, Adam moments, schedule and stop decision
+are broadcast (:meth:`AEOT.ot_steps`), so h is bit-identical on every rank and all ranks enter the generation stage
+together. The solve is cheap next to the autoencoder (seconds for thousands of targets) and needs no
+communication inside an iteration; sharding the targets would need an all-reduce of the cell histogram per
+iteration. Stage checkpoints are written by rank 0 (``Trainer.save_checkpoint`` is called on every rank).
 """
 
 from __future__ import annotations
@@ -191,8 +200,11 @@ class AEOT(GANModule):
         opt.step()
         with torch.no_grad():  # running code statistics for the pre-OT fallback sampler
             c = code.detach().float()
-            self.code_mean.lerp_(c.mean(0), 0.05)
-            self.code_sq.lerp_((c * c).mean(0), 0.05)
+            stats = torch.stack([c.mean(0), (c * c).mean(0)])
+            if self._distributed():  # the global batch's statistics (equal per-rank batches)
+                stats = self.trainer.strategy.reduce(stats, reduce_op="mean")
+            self.code_mean.lerp_(stats[0], 0.05)
+            self.code_sq.lerp_(stats[1], 0.05)
         return {"loss/ae": loss.detach(), "loss/ae_mse": rec.detach()}
 
     # ------------------------------------------------------------------ stage 2: encode + OT
@@ -214,10 +226,21 @@ class AEOT(GANModule):
             self.encoder.train(was_training)
         return codes
 
+    def _distributed(self) -> bool:
+        """True under a multi-process Trainer."""
+        return self._trainer is not None and self.trainer.world_size > 1
+
     @torch.no_grad()
     def start_ot(self) -> None:
-        """Enter the OT stage: encode and normalise the targets, reset h and the solver state."""
+        """Enter the OT stage: encode and normalise the targets, reset h and the solver state.
+
+        Under DDP every rank encodes the same ``n_targets`` points with the same (all-reduced) weights, then rank 0's
+        codes and solver seed are broadcast, so every rank solves the same problem (see :meth:`ot_steps`)."""
         codes = self.encode_training_set()
+        seed = int(torch.initial_seed()) % (2**31)
+        if self._distributed():
+            codes, seed = self.trainer.strategy.broadcast((codes, seed), 0)
+            codes = codes.to(self.device)
         mean = codes.mean(0)
         scale = (codes - mean).pow(2).mean().sqrt().clamp_min(1e-8)
         self.code_mean.copy_(mean)
@@ -227,7 +250,7 @@ class AEOT(GANModule):
         self.h = torch.zeros(n, device=self.device)
         self.ot_adam_m = torch.zeros(n, device=self.device)
         self.ot_adam_v = torch.zeros(n, device=self.device)
-        self._solver, self._solver_state = None, {}
+        self._solver, self._solver_state = None, {"seed": seed}
         self.stage_buf.fill_(STAGES.index("ot"))
         self._save_stage = "stage1-ae"
 
@@ -256,16 +279,38 @@ class AEOT(GANModule):
 
     @torch.no_grad()
     def ot_steps(self) -> Dict[str, Tensor]:
-        """``ot_iters_per_step`` solver iterations; finishes the stage on convergence or ``ot_max_iters``."""
+        """``ot_iters_per_step`` solver iterations; finishes the stage on convergence or ``ot_max_iters``.
+
+        DDP: every rank runs the same iterations on the same targets with the same seed (identical results on CPU;
+        no rank idles while another solves), and after them rank 0's h, Adam moments, schedule and stop decision
+        are broadcast and adopted, so the ranks cannot drift apart (e.g. by a non-deterministic GPU kernel) and
+        leave the stage in the same training step."""
         s = self.solver()
         rec: Dict[str, float] = {}
+        done = False
         for _ in range(int(self.hparams.ot_iters_per_step)):
             rec = s.step()
-            if s.converged or s.t >= int(self.hparams.ot_max_iters):
-                self.finish_ot()
+            done = s.converged or s.t >= int(self.hparams.ot_max_iters)
+            if done:
                 break
+        if self._distributed():
+            done = self._adopt_rank0_solver(done)
+        if done:
+            self.finish_ot()
         return {f"ot/{k}": torch.tensor(float(v)) for k, v in rec.items() if k != "iter"} | {
             "ot/iter": torch.tensor(float(s.t))}
+
+    def _adopt_rank0_solver(self, done: bool) -> bool:
+        s = self.solver()
+        scalars = {k: getattr(s, k) for k in SemiDiscreteOT._STATE_SCALARS}
+        tensors, scalars, done = self.trainer.strategy.broadcast(
+            ((self.h.cpu(), self.ot_adam_m.cpu(), self.ot_adam_v.cpu()), scalars, bool(done)), 0)
+        if not self.trainer.is_global_zero:
+            for dst, src in zip((self.h, self.ot_adam_m, self.ot_adam_v), tensors):
+                dst.copy_(src)  # in place: the solver holds these buffers
+            for key, value in scalars.items():
+                setattr(s, key, value)
+        return bool(done)
 
     @torch.no_grad()
     def finish_ot(self) -> None:
@@ -350,10 +395,14 @@ class AEOT(GANModule):
     def save_stage_checkpoint(self, name: str) -> None:
         """``<run dir>/checkpoints/<name>.ckpt`` (and, after the OT, ``aeot_generation.json`` + an angle plot)."""
         rd = self._run_dir()
-        if rd is None or not self.trainer.is_global_zero:
+        if rd is None:
             return
-        (rd / "checkpoints").mkdir(parents=True, exist_ok=True)
+        if self.trainer.is_global_zero:
+            (rd / "checkpoints").mkdir(parents=True, exist_ok=True)
+        # on every rank: Trainer.save_checkpoint holds a barrier (only rank 0 writes); rank 0 alone would deadlock
         self.trainer.save_checkpoint(str(rd / "checkpoints" / f"{name}.ckpt"), weights_only=False)
+        if not self.trainer.is_global_zero:
+            return
         if name == "stage2-ot" and self.generation_stats:
             (rd / "aeot_generation.json").write_text(json.dumps(self.generation_stats, indent=2) + "\n")
             self._plot_angles(rd / "plots" / "aeot_angles.png")
@@ -380,6 +429,19 @@ class AEOT(GANModule):
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict`` after resizing the OT buffers (``targets``, ``h``, Adam moments), whose
+        size is the number of targets, known only once the OT stage has started. ``ddp_spawn`` hands the trained
+        weights back to the launching process this way."""
+        resized = False
+        for name in ("targets", "h", "ot_adam_m", "ot_adam_v"):
+            if name in state_dict and getattr(self, name).shape != state_dict[name].shape:
+                setattr(self, name, torch.zeros_like(state_dict[name], device=self.code_mean.device))
+                resized = True
+        if resized:
+            self._solver = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

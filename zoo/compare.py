@@ -40,11 +40,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from zoo.errors import ConfigError
 
-__all__ = ["Budget", "RunSpec", "parse_budget", "resolve_methods", "plan_grid", "train_args", "run_grid", "demo", "main"]
+__all__ = ["Budget", "RunSpec", "parse_budget", "resolve_methods", "plan_grid", "config_for", "train_args", "run_grid",
+           "demo", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -174,13 +175,50 @@ def plan_grid(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[i
     return [RunSpec(m, d, s, Path(out_dir), models.get(m, "")) for d in datasets for m in methods for s in seeds]
 
 
+def config_for(spec: RunSpec, config_paths: Optional[Mapping[str, Union[str, Path]]] = None) -> Optional[Path]:
+    """The method config of a run: ``config_paths["<method>/<data>"]`` when given, else
+    ``configs/<method>/<data>.yaml`` or ``configs/<method's module>/<data>.yaml`` when that file exists, else
+    ``None`` (class defaults)."""
+    if config_paths and f"{spec.method}/{spec.data}" in config_paths:
+        path = Path(config_paths[f"{spec.method}/{spec.data}"])
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if not path.is_file():
+            raise ConfigError(f"config for {spec.method}/{spec.data} not found: {path}")
+        return path
+    for folder in _config_folders(spec.method):
+        cfg = CONFIG_DIR / folder / f"{spec.data}.yaml"
+        if cfg.is_file():
+            return cfg
+    return None
+
+
+def _config_folders(method: str) -> List[str]:
+    """Config folders of a method: its short name, then its module's name (``icnn_w2`` → ``icnn_w2gan``)."""
+    folders = [method]
+    try:
+        from zoo.registry import resolve_model
+
+        import zoo.methods  # noqa: F401  (registers the zoo's short names)
+
+        stem = resolve_model(method).__module__.rsplit(".", 1)[-1]
+        if stem not in folders:
+            folders.append(stem)
+    except Exception:  # noqa: BLE001 - an unknown name is reported where the grid is planned
+        pass
+    return folders
+
+
 def train_args(spec: RunSpec, budget: Budget, *, accelerator: str = "cpu", eval_every: int = 500,
                data_seed: int = 0, wandb: Optional[bool] = None, wandb_project: Optional[str] = None,
-               use_configs: bool = True, extra: Sequence[str] = ()) -> List[str]:
-    """The ``train.py fit`` arguments of one run (method config first, then the grid's shared settings)."""
+               use_configs: bool = True, extra: Sequence[str] = (),
+               config_paths: Optional[Mapping[str, Union[str, Path]]] = None) -> List[str]:
+    """The ``train.py fit`` arguments of one run (method config first, then the grid's shared settings).
+
+    ``config_paths`` maps ``"<method>/<data>"`` to a config file used instead of ``configs/<method>/<data>.yaml``.
+    """
     args: List[str] = ["fit"]
-    cfg = CONFIG_DIR / spec.method / f"{spec.data}.yaml"
-    if use_configs and cfg.is_file():
+    cfg = config_for(spec, config_paths) if use_configs else None
+    if cfg is not None:
         args += ["--config", str(cfg)]
     args += [
         "--model", spec.model or spec.method,
@@ -346,12 +384,13 @@ def run_grid(methods: Sequence[str] = ("all",), datasets: Sequence[str] = ("ring
              eval_every: Optional[int] = None, data_seed: int = 0, wandb: Optional[bool] = None,
              wandb_project: Optional[str] = None, use_configs: bool = True, extra_args: Sequence[str] = (),
              timeout: Optional[float] = None, progress: bool = True, leaderboard_out: bool = True,
-             dry_run: bool = False) -> str:
+             dry_run: bool = False, config_paths: Optional[Mapping[str, Union[str, Path]]] = None) -> str:
     """Run (or resume) the grid and return the leaderboard Markdown (also written to ``<out>/leaderboard.*``).
 
     ``methods``: short names or ``["all"]`` (every landed method); ``seeds``: a count N (seeds 0..N−1) or a
     list; ``budget``: ``"<N>steps"`` or ``"<M>min"``; ``accelerator``: ``auto`` (GPU when visible), ``cpu`` or
     ``gpu``. ``extra_args`` are appended to every ``train.py`` command line (the same for every method).
+    ``config_paths``: ``{"<method>/<data>": path}``, configs used instead of ``configs/<method>/<data>.yaml``.
     """
     from zoo import leaderboard
 
@@ -371,12 +410,15 @@ def run_grid(methods: Sequence[str] = ("all",), datasets: Sequence[str] = ("ring
         raise ConfigError("--accelerator gpu but no CUDA device is visible: use --accelerator cpu")
     acc = "gpu" if gpus else "cpu"
     common = dict(accelerator=acc, eval_every=eval_every, data_seed=data_seed, wandb=wandb,
-                  wandb_project=wandb_project, use_configs=use_configs, extra=extra_args)
+                  wandb_project=wandb_project, use_configs=use_configs, extra=extra_args,
+                  config_paths=dict(config_paths) if config_paths else None)
     manifest = {"budget": budget.tag, "data_seed": data_seed,
                 "eval": {"n_samples": EVAL_N_SAMPLES, "seed": EVAL_SEED, "threshold": EVAL_THRESHOLD,
                          "every_n_gen_steps": eval_every},
                 "methods": names, "datasets": list(datasets), "seeds": seed_list, "accelerator": acc,
                 "gpus": gpus, "extra_args": list(extra_args)}
+    if config_paths:
+        manifest["config_paths"] = {k: str(v) for k, v in config_paths.items()}
     if dry_run:
         for s in specs:
             print(f"{sys.executable} train.py {' '.join(train_args(s, budget, **common))}")
@@ -473,17 +515,27 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="log every run to W&B (default: train.py's default: on, offline without credentials)")
     p.add_argument("--wandb_project", default=None)
     p.add_argument("--no_configs", action="store_true", help="ignore configs/<method>/<data>.yaml")
+    p.add_argument("--config_path", nargs="+", default=[], metavar="METHOD/DATA=PATH",
+                   help="use PATH as the config of METHOD on DATA instead of configs/<method>/<data>.yaml")
     p.add_argument("--timeout", type=float, default=None,
                    help="stop a run after this many seconds (reported as failed; resumable). Default: none for "
                         "step budgets, 3x budget + 10 min for wall-clock budgets")
     p.add_argument("--dry_run", action="store_true", help="print the train.py command lines and exit")
     a = p.parse_args(argv)
     seeds: Union[int, List[int]] = a.seeds[0] if len(a.seeds) == 1 else a.seeds
+    config_paths = {}
+    for item in a.config_path:
+        key, sep, path = item.partition("=")
+        if not sep or key.count("/") != 1 or not path:
+            print(f"error: --config_path {item!r}: use METHOD/DATA=PATH", file=sys.stderr)
+            return 2
+        config_paths[key] = path
     try:
         md = run_grid(a.methods, a.data, seeds, a.budget, a.out, metric=a.metric, accelerator=a.accelerator,
                       eval_every=a.eval_every, data_seed=a.data_seed,
                       wandb=None if a.wandb is None else a.wandb == "true", wandb_project=a.wandb_project,
-                      use_configs=not a.no_configs, extra_args=extra, dry_run=a.dry_run, timeout=a.timeout)
+                      use_configs=not a.no_configs, extra_args=extra, dry_run=a.dry_run, timeout=a.timeout,
+                      config_paths=config_paths or None)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -47,6 +47,13 @@ Algorithm of one ``flow_step`` (one real batch, one generator update):
     discriminator update against μ_n (x_n) and ν (real)   # explicit / implicit step: D_n → D_{n+1}
     (r = ∞: D_n = D*(μ_n) is set first, then the generator moves against it)
     gen_step += 1; log flow/time = gen_step·τ
+
+**DDP** (W processes, batch B each ≙ one process with batch WB; ``tests/test_ddp_parity.py``). Losses that are
+means over the batch need nothing beyond DDP's gradient all-reduce. The rest is computed over the global batch:
+the kernel / sliced best response D*(μ_n) is built from the all-gathered fake and real batches (so D_n, kept in
+the plain-attribute memory, is the same on every rank), the sliced projections are rank 0's, the gradient
+penalty pairs real and fake rows of the global batch (rank 0's permutation), and the curvature estimate that caps
+the implicit step averages the ranks' Jacobian products (so every rank uses the same step size).
 """
 
 from __future__ import annotations
@@ -308,22 +315,50 @@ class DualFlowGAN(GANModule):
         return (flat * self.d_grad(flat.detach())).sum(1).mean()
 
     def discriminator_payoff(self, fake: Tensor, real: Tensor) -> Tensor:
-        """L(μ, D_φ) = E D(fake) − E D(real) − gp·E(|∇D(x̂)| − 1)², x̂ on segments between random pairs."""
+        """L(μ, D_φ) = E D(fake) − E D(real) − gp·E(|∇D(x̂)| − 1)², x̂ on segments between random pairs.
+
+        The pairs are those of the global batch: real row i (of the m = min(#fake, #real) first rows) with fake row
+        π(i), π a random permutation (``gp_random``) or the identity. Under DDP the fakes are all-gathered (they
+        carry no gradient) and π is rank 0's, each rank takes the pairs of its own real rows and scales its sum by
+        W/m, so the ranks' averaged payoff gradient is the single process's over the global batch.
+        """
         d = self.discriminator
         payoff = d(fake).mean() - d(real).mean()
         if self.hparams.gp_weight > 0:
-            m = min(fake.shape[0], real.shape[0])
-            shape = (m, *([1] * (real.dim() - 1)))
+            world = self.trainer.world_size if self._distributed() else 1
+            all_real_n, offset = real.shape[0] * world, self.global_rank * real.shape[0] if world > 1 else 0
+            # particles: every rank holds the same fakes (all N particles); mlp: fresh local fakes, gathered
+            fakes = fake if world == 1 or self.hparams.generator == "particles" else self._gather_rows(fake.detach())
+            m = min(fakes.shape[0], all_real_n)
+            n_loc = max(0, min(m - offset, real.shape[0]))  # this rank's real rows that are paired
+            shape = (n_loc, *([1] * (real.dim() - 1)))
             if self.hparams.gp_random:
-                f = fake[torch.randperm(fake.shape[0], device=fake.device)[:m]]
+                perm = torch.randperm(fakes.shape[0], device=fake.device)
+                if world > 1:
+                    perm = self.trainer.strategy.broadcast(perm, 0)
+                f = fakes[perm[offset:offset + n_loc]]
                 eps = torch.rand(shape, device=real.device, dtype=real.dtype)
             else:
-                f = fake[:m]
-                eps = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(real)
-            xh = (eps * real[:m] + (1 - eps) * f).requires_grad_(True)
+                f = fakes[offset:offset + n_loc]
+                eps = torch.rand((m, *shape[1:]), generator=torch.Generator().manual_seed(0))
+                eps = eps[offset:offset + n_loc].to(real)
+            xh = (eps * real[:n_loc] + (1 - eps) * f).requires_grad_(True)
             (g,) = torch.autograd.grad(d(xh).sum(), xh, create_graph=True)
-            payoff = payoff - self.hparams.gp_weight * (g.reshape(m, -1).norm(dim=1) - 1).pow(2).mean()
+            gap = (g.reshape(n_loc, -1).norm(dim=1) - 1).pow(2)
+            pen = gap.mean() if world == 1 else gap.sum() * (world / m)
+            payoff = payoff - self.hparams.gp_weight * pen
         return payoff
+
+    # ------------------------------------------------------------------ DDP
+    def _distributed(self) -> bool:
+        """True under a multi-process Trainer (standalone calls never communicate)."""
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def _gather_rows(self, x: Tensor) -> Tensor:
+        """``x`` of every rank (equal shapes: the samplers drop incomplete batches), concatenated in rank order."""
+        if not self._distributed():
+            return x
+        return self.all_gather(x).reshape(-1, *x.shape[1:])
 
     # ------------------------------------------------------------------ one step of the dual flow
     def training_step(self, batch, batch_idx: int):
@@ -419,6 +454,9 @@ class DualFlowGAN(GANModule):
                 _, jv = jvp(f, params, v)
                 _, pull = vjp(f, *params)
                 v = pull(jv / z.shape[0])
+            if self._distributed():  # E_z over the global batch: average the ranks' products (identical λ, lr)
+                flat = self.trainer.strategy.reduce(torch.cat([a.reshape(-1) for a in v]), reduce_op="mean")
+                v = tuple(c.view_as(a) for c, a in zip(flat.split([a.numel() for a in v]), v))
             lam = float(torch.sqrt(sum((a * a).sum() for a in v)))
         self._power_vec = tuple(a.detach() for a in v)
         return max(lam, 1e-12)
@@ -455,6 +493,12 @@ class DualFlowGAN(GANModule):
         proj = None
         if hp.discriminator == "sliced":
             proj = random_projections(hp.n_projections, fake_n.shape[1], dtype=fake_n.dtype).to(fake_n.device)
+            if self._distributed():
+                proj = self.trainer.strategy.broadcast(proj, 0)
+        if self._distributed():  # D*(μ_n) of the global batch: the same D_n on every rank, as in one process
+            if hp.generator != "particles":  # (particles: every rank already holds all of them)
+                fake_n = self._gather_rows(fake_n)
+            real = self._gather_rows(real)
         entry = (fake_n, real.detach(), proj)
         if math.isinf(self.r):
             self._memory = [(*entry, 1.0)]
@@ -489,10 +533,16 @@ class DualFlowGAN(GANModule):
         super().on_save_checkpoint(checkpoint)
         checkpoint["dual_flow_memory"] = [(f.cpu(), y.cpu(), None if p is None else p.cpu(), c)
                                           for f, y, p, c in self._memory]
+        # the curvature power iteration's warm start (so a resumed implicit run takes the same steps)
+        checkpoint["dual_flow_power_vec"] = None if self._power_vec is None else [v.cpu() for v in self._power_vec]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._memory = [tuple(e) for e in checkpoint.get("dual_flow_memory", [])]
+        dev = self.device
+        self._memory = [(f.to(dev), y.to(dev), None if p is None else p.to(dev), c)
+                        for f, y, p, c in checkpoint.get("dual_flow_memory", [])]
+        vec = checkpoint.get("dual_flow_power_vec")
+        self._power_vec = None if vec is None else tuple(v.to(dev) for v in vec)
 
 
 def _check(ok: bool, message: str) -> None:

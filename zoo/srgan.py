@@ -31,6 +31,12 @@ Only conv layers are regularized by default (``sr_layers="conv"``, as the origin
 (needed for MLP discriminators). Layers with the same matrix shape share one batched ``torch.linalg.svd`` on the
 module's device (float64). Under DDP rank 0's rewritten weights are broadcast so that every rank holds
 bit-identical weights.
+
+**DDP** (``tests/test_ddp_parity.py``): parity with one process over the same global batch for SN-GAN and SR-GAN
+(static and dynamic); rank 1's weights, perturbed before every rewrite, are rank 0's again after it. The spectral
+norm's power-iteration vectors are buffers that DDP broadcasts from rank 0 at every forward. Torch's spectral-norm
+parametrization cannot be pickled; ``ddp`` never pickles the module and ``ddp_spawn`` works too, as a built module
+pickles its networks as a ``state_dict`` (:meth:`SNGAN.__getstate__`).
 """
 
 from __future__ import annotations
@@ -291,6 +297,32 @@ class SNGAN(GANModule):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
         return opt_g, opt_d
 
+    # ------------------------------------------------------------------ pickling (ddp_spawn)
+    def __getstate__(self) -> dict:
+        """Picklable once built, too: torch's spectral-norm parametrization refuses to be pickled (only its
+        ``state_dict`` can be saved), so a built module is pickled without its networks but with its
+        ``state_dict``, and :meth:`__setstate__` rebuilds them. ``ddp_spawn`` pickles the module it is handed
+        (``train.py`` hands it unbuilt; the Python API may not)."""
+        state = super().__getstate__()
+        if not self._built:
+            return state
+        # the live tensors, not copies: spawn's pickler shares storages by file descriptor, which must stay open
+        nets_state = self.state_dict()
+        modules = state["_modules"]
+        state["_modules"] = type(modules)((k, v) for k, v in modules.items() if k not in ("generator", "discriminator"))
+        state.pop("_sr_modules", None)  # SR-GAN's references into the discriminator, rebuilt by build()
+        state["_built"] = False
+        state["_zoo_pickled_nets"] = nets_state
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        nets_state = state.pop("_zoo_pickled_nets", None)
+        super().__setstate__(state)
+        if nets_state is not None:
+            with torch.random.fork_rng(devices=[]):  # the throw-away initialisation draws no global random numbers
+                self.ensure_built()
+            self.load_state_dict(nets_state)
+
     # ------------------------------------------------------------------ losses
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         if self.hparams.loss == "hinge":
@@ -417,7 +449,11 @@ class SRGAN(SNGAN):
     def spectral_regularization(self) -> None:
         """Rewrite every regularized layer of D (static or dynamic compensation) and refresh its SN vectors."""
         hp = self.hparams
-        spectral_regularize_(self._sr_modules, hp.sr_mode, hp.sr_fraction, self.sr_states, hp.sr_power_iterations)
+        # broadcast rank 0's result only under a multi-process Trainer (an initialised group alone does not mean
+        # that the other ranks are rewriting too)
+        sync = self._trainer is not None and self.trainer.world_size > 1
+        spectral_regularize_(self._sr_modules, hp.sr_mode, hp.sr_fraction, self.sr_states, hp.sr_power_iterations,
+                             sync=sync)
         self.sr_calls += 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

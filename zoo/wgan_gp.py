@@ -22,6 +22,12 @@ training; :func:`train_critic` trains a critic alone on fixed μ, ν (the checks
 
 Networks come from :mod:`zoo.nets` (MLPs for vectors, DCGAN convs for images in [-1, 1]); the critic never uses
 batch norm (it would couple the samples of the penalty).
+
+**DDP.** Every term of both losses is a mean of per-sample terms (ε is drawn per sample, the penalty's gradient is
+taken with respect to the inputs x̂ with ``create_graph=True``, then one ordinary ``manual_backward`` whose parameter
+gradients DDP all-reduces), so W processes with batch B compute the gradients of one process with batch WB. The
+minibatch-OT pairing is the one exception: it is solved over the all-gathered global batch
+(:func:`interpolates`). Parity with a single process: ``tests/test_ddp_parity.py``.
 """
 
 from __future__ import annotations
@@ -63,12 +69,27 @@ def ot_pairing(real: Tensor, fake: Tensor) -> Tensor:
     return torch.as_tensor(plan.argmax(1), device=real.device)
 
 
+#: ``gather(x) -> (x of every rank concatenated in rank order, offset of this rank's rows)``, for DDP.
+Gather = Callable[[Tensor], Tuple[Tensor, int]]
+
+
 def interpolates(real: Tensor, fake: Tensor, pairing: str = "independent",
-                 generator: Optional[torch.Generator] = None) -> Tensor:
+                 generator: Optional[torch.Generator] = None, gather: Optional[Gather] = None) -> Tensor:
     """x̂ = ε x + (1 − ε) x̃, ε ~ U[0, 1] per sample, for pairs (x real, x̃ fake) that are the batches as given
-    (``independent``: both are i.i.d., so the pairs are independent) or matched by :func:`ot_pairing`."""
+    (``independent``: both are i.i.d., so the pairs are independent) or matched by :func:`ot_pairing`.
+
+    ``gather`` (DDP): the OT assignment is computed over the global batch (every rank's ``real`` and ``fake``,
+    all-gathered; the same exact assignment on every rank) and each rank keeps the real partners of its own fakes,
+    so the interpolates are those a single process would draw from the global batch. Without it the assignment
+    is over the local batch (minibatch OT is batch-size dependent)."""
     if pairing == "ot":
-        real = real[ot_pairing(real, fake)]
+        if gather is None:
+            real = real[ot_pairing(real, fake)]
+        else:
+            all_real, offset = gather(real.detach())
+            all_fake, _ = gather(fake.detach())
+            perm = ot_pairing(all_real, all_fake)
+            real = all_real[perm[offset:offset + fake.shape[0]]].to(real)
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype,
                      generator=generator)
     return eps * real + (1 - eps) * fake
@@ -86,11 +107,14 @@ def gradient_penalty(critic: nn.Module, x_hat: Tensor, one_sided: bool = False,
 
 
 def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, lam: float, one_sided: bool = False,
-                pairing: str = "independent") -> Tuple[Tensor, Dict[str, Tensor]]:
+                pairing: str = "independent", gather: Optional[Gather] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
     """WGAN-GP critic loss ``E f(fake) − E f(real) + λ E φ(|∇f(x̂)|)`` and detached logs
-    (``loss/d``, ``critic/gap`` = E f(real) − E f(fake), ``critic/gp``, ``critic/grad_norm``)."""
+    (``loss/d``, ``critic/gap`` = E f(real) − E f(fake), ``critic/gp``, ``critic/grad_norm``).
+
+    Every term is a mean over the batch's samples, so under DDP the averaged gradients equal the global batch's;
+    ``gather`` (see :func:`interpolates`) only matters for ``pairing="ot"``."""
     gap = critic(real).mean() - critic(fake).mean()
-    pen, norm = gradient_penalty(critic, interpolates(real, fake, pairing), one_sided)
+    pen, norm = gradient_penalty(critic, interpolates(real, fake, pairing, gather=gather), one_sided)
     loss = -gap + lam * pen
     return loss, {"loss/d": loss.detach(), "critic/gap": gap.detach(), "critic/gp": pen.detach(),
                   "critic/grad_norm": norm.detach().mean()}
@@ -174,11 +198,20 @@ class WGANGP(GANModule):
         _, opt_d = self.optimizers()
         with torch.no_grad():
             fake = self.generate(self.sample_latent(real.shape[0]))
-        loss, logs = critic_loss(self.critic, real, fake, self.lam, self.one_sided, self.pairing)
+        loss, logs = critic_loss(self.critic, real, fake, self.lam, self.one_sided, self.pairing,
+                                 gather=self._gather_batch if self._distributed() else None)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt_d.step()
         return logs
+
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def _gather_batch(self, x: Tensor) -> Tuple[Tensor, int]:
+        """``x`` of every rank (equal shapes: the samplers drop the last incomplete batch), concatenated in rank
+        order, and the offset of this rank's rows."""
+        return self.all_gather(x).reshape(-1, *x.shape[1:]), self.global_rank * x.shape[0]
 
     def generator_step(self, real: Tensor) -> Dict[str, Tensor]:
         """One generator step: minimise −E f(G(z))."""
