@@ -30,12 +30,22 @@ import math
 import random
 from typing import Dict, Optional, Sequence, Tuple
 
+import ctypes.util
+import os
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from zoo.errors import ConfigError
+
+# Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 for the whole process; every Adam step then calls
+# torch.cuda.is_available(), which first tries to dlopen NVML. Without NVML (CPU machines) that attempt can only fail
+# and fall back, and it cost 5-8 % of a small GAN's step (docs/PERFORMANCE.md, section 1c). Where NVML exists the
+# variable stays set.
+if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and ctypes.util.find_library("nvidia-ml") is None:
+    del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 __all__ = ["GANModule"]
 
@@ -213,8 +223,19 @@ class GANModule(pl.LightningModule):
                 return
             raise FloatingPointError(problem)
         if values:
-            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False, sync_dist=True)
+            distributed = self._trainer is not None and self.trainer.world_size > 1
+            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False, sync_dist=distributed)
         self.log("trainer/gen_step", float(self.gen_step), on_step=True, on_epoch=False, prog_bar=True)
+
+    def will_log(self) -> bool:
+        """True when this ``training_step``'s logs will be written by :meth:`log_train` (call it before
+        ``batch_step`` is incremented), so values computed only to be logged can be skipped on other batches."""
+        if self._trainer is None:
+            return True
+        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1))
+        last = self.max_gen_steps is not None and (
+            self.gen_step + int(self.is_generator_turn()) >= self.max_gen_steps)
+        return (self.batch_step + 1) % every == 0 or last
 
     def _first_non_finite(self, values: Dict[str, Tensor]) -> Optional[str]:
         """The divergence message for the first non-finite logged value or parameter, else ``None``."""
