@@ -459,10 +459,10 @@ def mode_table_section(ctx: Ctx) -> List[str]:
               "`max_gen_steps`):", ""]
     L += [f"* `{k}` → `{v}`" for k, v in CONFIG_PATHS.items()]
     L += ["", "Written for this table (every method now runs on stacked digits; each file's header says what it "
-              "follows): " + ", ".join(f"`{c}`" for c in ADDED_CONFIGS) + ". The ICNN configs live in "
-              "`configs/icnn_w2gan/` while the method's short name is `icnn_w2`, so a plain `python -m zoo.compare` "
-              "finds none and trains ICNN W2-GAN with its class defaults; this grid passes them explicitly "
-              "(`zoo.compare --config_path`)."]
+              "follows): " + ", ".join(f"`{c}`" for c in ADDED_CONFIGS) + ". ICNN W2-GAN's configs live in "
+              "`configs/icnn_w2gan/` (its module's name; the short name is `icnn_w2`): `zoo.compare` looks in both "
+              "folders. (It looked only in `configs/icnn_w2/` before 2026-11-22, so the first 300-step grid and "
+              "earlier `make compare` tables trained ICNN W2-GAN on ring8 and grid25 with its class defaults.)"]
     L += ["", "### Published numbers (other protocols: compare orderings, not values)", "",
           "The published tables train for orders of magnitude longer (PacGAN's 2-D runs ≈ 400,000 generator steps, "
           "its stacked-MNIST runs ≈ 100,000) on other architectures, and their stacked-MNIST is 28×28 MNIST with a "
