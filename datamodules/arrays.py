@@ -1,13 +1,13 @@
 """Your own data from a file: points ``(n, d)`` or images ``(n, C, H, W)`` in an array file.
 
     python train.py fit --model wgan_gp --data ArrayFile --data.path my_points.npy
-    python train.py fit --model vanilla --data ArrayFile --data.path faces.pt --data.image_range 0,255
+    python train.py fit --model vanilla --data ArrayFile --data.path faces.pt --data.image_range [0,255]
 
 Formats: ``.npy``; ``.npz`` (``--data.key``, default: the only array); ``.pt``/``.pth`` (a tensor, or a dict of
 tensors with ``--data.key``; loaded with ``torch.load(weights_only=True)``); ``.csv``/``.txt`` (numbers separated
 by commas or whitespace, one sample per row, an optional header line). Conventions: 2-D arrays are points in
 data space, used as given; 4-D arrays are images ``(n, C, H, W)`` which must end up in [-1, 1] — give
-``image_range lo,hi`` to map ``[lo, hi]`` linearly onto [-1, 1] (e.g. ``0,255`` or ``0,1``).
+``--data.image_range [lo,hi]`` to map ``[lo, hi]`` linearly onto [-1, 1] (e.g. ``[0,255]`` or ``[0,1]``).
 
 Everything is checked before training starts, each failure a one-line :class:`~zoo.errors.ConfigError`: a
 missing or unreadable file, a wrong shape, fewer than 2 samples, NaN/Inf values (with how many samples hold
@@ -122,7 +122,7 @@ class ArrayFile(GANDataModule):
             lo_, hi_ = float(x.min()), float(x.max())
             if lo_ < -1.0 - 1e-5 or hi_ > 1.0 + 1e-5:
                 raise ConfigError(f"images in {self.path} span [{lo_:g}, {hi_:g}], not [-1, 1]: set "
-                                  "data.image_range to their range (e.g. 0,255 or 0,1)")
+                                  "data.image_range to their range (e.g. --data.image_range [0,255])")
         return x
 
     def _build(self) -> None:

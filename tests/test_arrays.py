@@ -82,3 +82,23 @@ def test_train_on_user_points(tmp_path, points):
                 "--data.batch_size", "16", "--model.max_gen_steps", "5", "--trainer.default_root_dir", str(tmp_path),
                 "--run_name", "r", *FAST])
     assert cli.model.gen_step == 5 and cli.model.sample(3).shape == (3, 2)
+
+
+def test_train_py_resolves_arrayfile_in_a_fresh_process(tmp_path):
+    """`python train.py fit --data ArrayFile ...` as a user types it (a fresh interpreter: nothing pre-imported)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    imgs = np.random.default_rng(2).integers(0, 256, size=(40, 1, 8, 8)).astype(np.uint8)
+    np.save(tmp_path / "imgs.npy", imgs)
+    cmd = [sys.executable, "train.py", "fit", "--model", "vanilla", "--data", "ArrayFile", "--data.path",
+           str(tmp_path / "imgs.npy"), "--data.image_range", "[0,255]", "--data.batch_size", "16",
+           "--model.max_gen_steps", "2", "--fid.every_n_gen_steps", "0", "--trainer.default_root_dir", str(tmp_path),
+           "--run_name", "r", *FAST]
+    out = subprocess.run(cmd, cwd=root, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "r" / "results.json").exists()

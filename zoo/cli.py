@@ -60,7 +60,8 @@ DATA_SHORT_NAMES = {
 
 
 def _import_methods() -> None:
-    """Import every zoo method so short names and class names resolve."""
+    """Import every zoo method and datamodule so short names and bare class names (``--data ArrayFile``) resolve."""
+    import datamodules  # noqa: F401  (LightningCLI resolves a bare class name among imported subclasses)
     import zoo.methods  # noqa: F401  (registers the methods)
 
 
