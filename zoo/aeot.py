@@ -226,10 +226,6 @@ class AEOT(GANModule):
             self.encoder.train(was_training)
         return codes
 
-    def _distributed(self) -> bool:
-        """True under a multi-process Trainer."""
-        return self._trainer is not None and self.trainer.world_size > 1
-
     @torch.no_grad()
     def start_ot(self) -> None:
         """Enter the OT stage: encode and normalise the targets, reset h and the solver state.

@@ -26,12 +26,11 @@ Methods whose algorithm does not fit (simultaneous updates, staged training) ove
 
 from __future__ import annotations
 
+import ctypes.util
 import math
+import os
 import random
 from typing import Dict, Optional, Sequence, Tuple
-
-import ctypes.util
-import os
 
 import numpy as np
 import pytorch_lightning as pl
@@ -150,16 +149,22 @@ class GANModule(pl.LightningModule):
 
     def check_finite_parameters(self) -> None:
         """Raise ``FloatingPointError`` naming the first parameter or buffer holding NaN/Inf."""
+        problem = self._non_finite_parameter()
+        if problem is not None:
+            raise FloatingPointError(problem)
+
+    def _non_finite_parameter(self) -> Optional[str]:
+        """The divergence message for the first parameter or buffer holding NaN/Inf, else ``None``."""
         named = [(n, t) for n, t in list(self.named_parameters()) + list(self.named_buffers())
                  if t.is_floating_point() and t.numel()]
         if not named:
-            return
+            return None
         ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in named])
         if bool(ok.all()):  # one device sync
-            return
+            return None
         name, t = named[int((~ok).nonzero()[0])]
         bad = t.detach()[~torch.isfinite(t.detach())]
-        raise FloatingPointError(self.divergence_message(f"parameter {name}", float(bad.reshape(-1)[0])))
+        return self.divergence_message(f"parameter {name}", float(bad.reshape(-1)[0]))
 
     # ------------------------------------------------------------------ counters
     @property
@@ -209,12 +214,11 @@ class GANModule(pl.LightningModule):
         stops all of them). A ``divergence_handler`` (set by :class:`callbacks.DivergenceRollback`) may roll the
         run back to its last good checkpoint instead of stopping it.
         """
-        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1)) if self._trainer else 1
-        if self.batch_step % every != 0 and not self._is_last_step():
+        if self.batch_step % self._log_every() != 0 and not self._is_last_step():
             return
         values = {k: (v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))) for k, v in logs.items()}
         problem = self._first_non_finite(values)
-        if self._trainer is not None and self.trainer.world_size > 1:
+        if self._distributed():
             if self.trainer.strategy.reduce_boolean_decision(problem is not None, all=False) and problem is None:
                 problem = self.divergence_message("a value on another rank", float("nan"))
         if problem is not None:
@@ -223,30 +227,40 @@ class GANModule(pl.LightningModule):
                 return
             raise FloatingPointError(problem)
         if values:
-            distributed = self._trainer is not None and self.trainer.world_size > 1
-            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False, sync_dist=distributed)
+            self.log_dict(values, on_step=True, on_epoch=False, prog_bar=False, sync_dist=self._distributed())
         self.log("trainer/gen_step", float(self.gen_step), on_step=True, on_epoch=False, prog_bar=True)
+
+    def _distributed(self) -> bool:
+        """True under a multi-process Trainer; standalone calls and single-process runs never communicate (an
+        initialised process group alone does not mean that the other ranks run this step too)."""
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def _gather_rows(self, x: Tensor) -> Tensor:
+        """``x`` of every rank (equal shapes: the samplers drop incomplete batches), concatenated in rank order;
+        ``x`` itself outside DDP."""
+        if not self._distributed():
+            return x
+        return self.all_gather(x).reshape(-1, *x.shape[1:])
 
     def will_log(self) -> bool:
         """True when this ``training_step``'s logs will be written by :meth:`log_train` (call it before
         ``batch_step`` is incremented), so values computed only to be logged can be skipped on other batches."""
         if self._trainer is None:
             return True
-        every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1))
         last = self.max_gen_steps is not None and (
             self.gen_step + int(self.is_generator_turn()) >= self.max_gen_steps)
-        return (self.batch_step + 1) % every == 0 or last
+        return (self.batch_step + 1) % self._log_every() == 0 or last
+
+    def _log_every(self) -> int:
+        """The Trainer's ``log_every_n_steps`` (1 without a Trainer)."""
+        return max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1)) if self._trainer else 1
 
     def _first_non_finite(self, values: Dict[str, Tensor]) -> Optional[str]:
         """The divergence message for the first non-finite logged value or parameter, else ``None``."""
         for key, value in values.items():
             if not bool(torch.isfinite(value).all()):
                 return self.divergence_message(key, float(value.float().mean()))
-        try:
-            self.check_finite_parameters()
-        except FloatingPointError as err:
-            return str(err)
-        return None
+        return self._non_finite_parameter()
 
     def divergence_message(self, key: str, value: float) -> str:
         ckpt = None
@@ -294,7 +308,8 @@ class GANModule(pl.LightningModule):
 
 def rng_state() -> dict:
     """The states of torch's CPU (and initialised CUDA) generators, numpy's and Python's, as tensors and plain
-    Python values only, so checkpoints holding them still load with ``torch.load(weights_only=True)``."""
+    Python values only, so checkpoints holding them still load with ``torch.load(weights_only=True)`` (Lightning's
+    ``_collect_rng_states`` keeps numpy's state as an ndarray tuple, which that loader refuses)."""
     np_state = np.random.get_state()
     version, keys, gauss = random.getstate()
     state = {

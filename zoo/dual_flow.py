@@ -350,16 +350,6 @@ class DualFlowGAN(GANModule):
         return payoff
 
     # ------------------------------------------------------------------ DDP
-    def _distributed(self) -> bool:
-        """True under a multi-process Trainer (standalone calls never communicate)."""
-        return self._trainer is not None and self.trainer.world_size > 1
-
-    def _gather_rows(self, x: Tensor) -> Tensor:
-        """``x`` of every rank (equal shapes: the samplers drop incomplete batches), concatenated in rank order."""
-        if not self._distributed():
-            return x
-        return self.all_gather(x).reshape(-1, *x.shape[1:])
-
     # ------------------------------------------------------------------ one step of the dual flow
     def training_step(self, batch, batch_idx: int):
         logs = self.flow_step(self.real_from_batch(batch))

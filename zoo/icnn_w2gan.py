@@ -142,7 +142,7 @@ class ICNNW2GAN(GANModule):
     def _scale(self, real: Tensor) -> float:
         if float(self.data_scale) == 0.0:  # s = sqrt(E|x|²/d) over the first (global) real batch
             ms = self._flat(real).detach().float().pow(2).mean()
-            if self._trainer is not None and self.trainer.world_size > 1:  # DDP: the global first batch's scale
+            if self._distributed():  # DDP: the global first batch's scale
                 ms = self.trainer.strategy.reduce(ms, reduce_op="mean")
             self.data_scale.fill_(float(ms.sqrt().clamp(min=1e-6)))
         return float(self.data_scale)

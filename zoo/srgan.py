@@ -449,11 +449,9 @@ class SRGAN(SNGAN):
     def spectral_regularization(self) -> None:
         """Rewrite every regularized layer of D (static or dynamic compensation) and refresh its SN vectors."""
         hp = self.hparams
-        # broadcast rank 0's result only under a multi-process Trainer (an initialised group alone does not mean
-        # that the other ranks are rewriting too)
-        sync = self._trainer is not None and self.trainer.world_size > 1
+        # broadcast rank 0's result only under a multi-process Trainer (GANModule._distributed)
         spectral_regularize_(self._sr_modules, hp.sr_mode, hp.sr_fraction, self.sr_states, hp.sr_power_iterations,
-                             sync=sync)
+                             sync=self._distributed())
         self.sr_calls += 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -205,13 +205,10 @@ class WGANGP(GANModule):
         opt_d.step()
         return logs
 
-    def _distributed(self) -> bool:
-        return self._trainer is not None and self.trainer.world_size > 1
-
     def _gather_batch(self, x: Tensor) -> Tuple[Tensor, int]:
         """``x`` of every rank (equal shapes: the samplers drop the last incomplete batch), concatenated in rank
         order, and the offset of this rank's rows."""
-        return self.all_gather(x).reshape(-1, *x.shape[1:]), self.global_rank * x.shape[0]
+        return self._gather_rows(x), self.global_rank * x.shape[0]
 
     def generator_step(self, real: Tensor) -> Dict[str, Tensor]:
         """One generator step: minimise −E f(G(z))."""
