@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.base import BatchedTensorDataset, GANDataModule, check_finite
+from datamodules.base import BatchedTensorDataset, GANDataModule, check_finite, split_indices
 from zoo.errors import ConfigError
 
 __all__ = ["ArrayFile", "load_array"]
@@ -126,9 +126,6 @@ class ArrayFile(GANDataModule):
         return x
 
     def _build(self) -> None:
-        n = self.data.shape[0]
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        n_val = int(round(n * self.val_fraction)) if self.val_fraction > 0 else 0
-        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        train_idx, val_idx = split_indices(self.data.shape[0], self.val_fraction, self.seed)
         self.train_set = BatchedTensorDataset(self.data[train_idx])
-        self.val_set = BatchedTensorDataset(self.data[val_idx] if n_val else self.data[train_idx])
+        self.val_set = BatchedTensorDataset(self.data[val_idx] if len(val_idx) else self.data[train_idx])

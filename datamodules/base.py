@@ -197,6 +197,13 @@ class GANDataModule(pl.LightningDataModule):
         return item[0] if isinstance(item, tuple) else item
 
 
+def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[Tensor, Tensor]:
+    """(train, val) indices of a seeded split: ``perm = randperm(n)``, the first ``round(n·val_fraction)`` are val."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_fraction))
+    return perm[n_val:], perm[:n_val]
+
+
 def check_finite(x: Tensor, what: str) -> None:
     """Fail early on NaN/Inf in user-supplied data."""
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from datamodules.base import BatchedTensorDataset, GANDataModule, check_finite
+from datamodules.base import BatchedTensorDataset, GANDataModule, check_finite, split_indices
 from zoo.errors import ConfigError
 
 
@@ -58,12 +58,6 @@ class _ImageTransform:
         return resize(to_unit_range(x, self.max_value), self.size)
 
 
-def _split(n: int, val_fraction: float, seed: int) -> Tuple[Tensor, Tensor]:
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(n * val_fraction))
-    return perm[n_val:], perm[:n_val]
-
-
 def load_digits_tensor() -> Tuple[Tensor, Tensor]:
     """scikit-learn's digits as ``(1797, 8, 8)`` float pixels in [0, 16] and ``(1797,)`` labels."""
     from sklearn.datasets import load_digits
@@ -91,7 +85,7 @@ class Digits(GANDataModule):
 
     def _build(self) -> None:
         images, labels = load_digits_tensor()
-        tr, va = _split(len(images), self.val_fraction, self.seed)
+        tr, va = split_indices(len(images), self.val_fraction, self.seed)
         tf = _ImageTransform(16.0, self.image_size)
         self.train_set = BatchedTensorDataset(images[tr], labels[tr], transform=tf)
         self.val_set = BatchedTensorDataset(images[va], labels[va], transform=tf)
@@ -142,7 +136,7 @@ class StackedDigits(GANDataModule):
 
     def _build(self) -> None:
         images, labels = load_digits_tensor()
-        tr, va = _split(len(images), self.val_fraction, self.seed)
+        tr, va = split_indices(len(images), self.val_fraction, self.seed)
         g = torch.Generator().manual_seed(self.seed + 1)
         train_triples = tr[torch.randint(len(tr), (self.n_samples, 3), generator=g)]
         val_triples = va[torch.randint(len(va), (self.val_samples, 3), generator=g)]
@@ -312,7 +306,7 @@ class ImageFolderImages(GANDataModule):
 
     def _build(self) -> None:
         files = np.array(self.files)
-        tr, va = _split(len(files), self.val_fraction, self.seed)
+        tr, va = split_indices(len(files), self.val_fraction, self.seed)
         mk = lambda idx: _FolderDataset(list(files[idx.numpy()]), self.image_size, self.crop, self.channels)  # noqa
         self.train_set, self.val_set = mk(tr), mk(va)
         first = self.train_set[0]

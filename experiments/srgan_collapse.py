@@ -61,10 +61,11 @@ class DigitTriples:
     def __init__(self, seed: int = 0):
         from sklearn.linear_model import LogisticRegression
 
-        from datamodules.images import _split, load_digits_tensor
+        from datamodules.base import split_indices
+        from datamodules.images import load_digits_tensor
 
         images, labels = load_digits_tensor()
-        tr, va = _split(len(images), 0.2, seed)
+        tr, va = split_indices(len(images), 0.2, seed)
         x = images.reshape(len(images), -1).numpy() / 16.0
         self.clf = LogisticRegression(max_iter=3000, C=10.0).fit(x[tr.numpy()], labels[tr].numpy())
         self.accuracy = float(self.clf.score(x[va.numpy()], labels[va].numpy()))
