@@ -141,14 +141,15 @@ class GANDataModule(pl.LightningDataModule):
                 "lower data.batch_size"
             )
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler=None) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: DistributedSampler) -> DataLoader:
+        """Drop-last batches of ``dataset`` in ``sampler``'s order (whole batches at once when it has
+        ``__getitems__``)."""
         batched = hasattr(dataset, "__getitems__")
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle if sampler is None else None,
             sampler=sampler,
-            drop_last=drop_last,
+            drop_last=True,
             num_workers=self.num_workers,
             collate_fn=_identity_collate if batched else None,
             persistent_workers=self.num_workers > 0,
@@ -168,7 +169,7 @@ class GANDataModule(pl.LightningDataModule):
                 seed = int(trainer.strategy.broadcast(seed, src=0))
             self._order_seed = seed
         sampler = ResumableSampler(self.train_set, self.batch_size, self._order_seed, lambda: self._batches_consumed)
-        return self._loader(self.train_set, shuffle=True, drop_last=True, sampler=sampler)
+        return self._loader(self.train_set, sampler)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the training batches handed to the module (the resume position of :class:`ResumableSampler`)."""
