@@ -444,11 +444,7 @@ class AEOT(GANModule):
         checkpoint["aeot"] = {"solver": self._solver_scalars(), "generation_stats": self.generation_stats}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        sd = checkpoint.get("state_dict", {})
-        for name in ("targets", "h", "ot_adam_m", "ot_adam_v"):  # resize the OT buffers before loading
-            if name in sd:
-                setattr(self, name, torch.zeros_like(sd[name], device=self.code_mean.device))
+        super().on_load_checkpoint(checkpoint)  # the OT buffers are resized by load_state_dict
         extra = checkpoint.get("aeot", {})
         self._solver, self._solver_state = None, dict(extra.get("solver", {}))
         self.generation_stats = dict(extra.get("generation_stats", {}))
