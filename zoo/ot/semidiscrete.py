@@ -94,8 +94,9 @@ def row_max(scores: Tensor, block: int = 8) -> Tuple[Tensor, Tensor]:
 
     Same result as ``S.max(1)``, about twice as fast on CPU: PyTorch's value+index reduction runs at a
     fraction of the speed of ``amax``, so the columns are viewed as ``(block, c/block)``, the vectorised
-    ``amax`` over the ``block`` slices finds the best residue r = j mod (c/block), and the index reduction
-    only runs on the small (m, c/block) and (m, block) arrays.
+    ``amax`` over the ``block`` slices (an elementwise max of ``block`` rows) finds the best residue
+    r = j mod (c/block), and the index reductions only run on the ``block``-times smaller (m, c/block) array and
+    the (m, block) column of the winning residue.
     """
     m, c = scores.shape
     c0 = c - c % block
@@ -103,7 +104,7 @@ def row_max(scores: Tensor, block: int = 8) -> Tuple[Tensor, Tensor]:
         return scores.max(1)
     r_len = c0 // block
     view = scores[:, :c0].reshape(m, block, r_len)
-    best_v, r = row_max(view.amax(1), block)  # recursive: index reductions only on small arrays
+    best_v, r = view.amax(1).max(1)  # one level: deeper recursion costs more in small ops than it saves
     column = view.gather(2, r.view(m, 1, 1).expand(m, block, 1)).squeeze(2)
     b = (column == best_v[:, None]).to(torch.uint8).argmax(1)
     best_i = b * r_len + r
@@ -115,12 +116,14 @@ def row_max(scores: Tensor, block: int = 8) -> Tuple[Tensor, Tensor]:
     return best_v, best_i
 
 
-def power_argmax(x: Tensor, targets: Tensor, h: Tensor, chunk_targets: int = 1024,
+def power_argmax(x: Tensor, targets: Tensor, h: Tensor, chunk_targets: int = 2048,
                  chunk_samples: int = 1024) -> Tuple[Tensor, Tensor]:
     """``(u_h(x), argmax_i ⟨x, y_i⟩ + h_i)`` for each row of ``x`` (n, d); ``targets`` (N, d), ``h`` (N,).
 
     Blocks of ``chunk_samples × chunk_targets`` scores (one ``addmm`` each) with a running max/argmax:
-    memory O(chunk_samples · chunk_targets), compute 2·n·N·d FLOP. Ties go to the smaller index.
+    memory O(chunk_samples · chunk_targets) (default 1024 × 2048 floats = 8 MiB, the fastest block measured on a
+    2-core CPU: docs/results/aeot/bench_semidiscrete.md), compute 2·n·N·d FLOP. Exact ties (probability zero
+    for a continuous source) may go to any of the tied cells.
     """
     n, big_n = x.shape[0], targets.shape[0]
     ct, cs = max(1, int(chunk_targets)), max(1, int(chunk_samples))
@@ -144,7 +147,7 @@ def power_argmax(x: Tensor, targets: Tensor, h: Tensor, chunk_targets: int = 102
     return best_v, best_i
 
 
-def power_topk(x: Tensor, targets: Tensor, h: Tensor, k: int, chunk_targets: int = 1024,
+def power_topk(x: Tensor, targets: Tensor, h: Tensor, k: int, chunk_targets: int = 2048,
                chunk_samples: int = 1024) -> Tuple[Tensor, Tensor]:
     """The ``k`` largest scores ⟨x, y_i⟩ + h_i per row of ``x`` and their indices, sorted decreasingly.
 
@@ -207,7 +210,7 @@ class SemiDiscreteOT:
                  sampler: str = "sobol", lr: float = 1e-2, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, n_samples: Optional[int] = None, max_samples: int = 2**20,
                  patience: int = 30, lr_decay: float = 0.7, tol_tv: float = 1e-2, tol_rel: Optional[float] = None,
-                 chunk_targets: int = 1024, chunk_samples: int = 1024, seed: int = 0):
+                 chunk_targets: int = 2048, chunk_samples: int = 1024, seed: int = 0):
         if targets.ndim != 2 or targets.shape[0] < 1:
             raise ConfigError(f"targets must be an (N, d) tensor with N >= 1, got shape {tuple(targets.shape)}")
         if source not in SOURCES:
