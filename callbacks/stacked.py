@@ -1,13 +1,12 @@
 """Mode counting on stacked digits (the stacked-MNIST protocol of VEEGAN / PacGAN, on 8×8 digits).
 
-A generated image has 3 channels; each channel is classified by the shipped digit classifier
-(``callbacks/assets/digits_cnn.pt``, see :mod:`callbacks.fid`) into digits a, b, c, and the sample falls into
-mode m = 100a + 10b + c ∈ {0, …, 999} (the datamodule's labelling). With counts n_m over N samples and
-p_m = n_m / N:
+A generated image has C digit channels (C = 3 for stacked digits, C = 1 for plain digits); each channel is
+classified by the shipped digit classifier (``callbacks/assets/digits_cnn.pt``, see :mod:`callbacks.fid`), and
+the sample falls into mode m = Σ_c 10^(C−1−c) · digit_c ∈ {0, …, 10^C − 1} (for C = 3: m = 100a + 10b + c,
+the datamodule's labelling). With K = 10^C modes and counts n_m over N samples, p_m = n_m / N:
 
-* ``modes`` = #{m : n_m > 0} (out of 1000);
-* ``kl``    = KL(p ‖ U_1000) = Σ_{p_m > 0} p_m log(1000 p_m) = log 1000 − H(p) (nats; PacGAN's
-  ``log_metrics``).
+* ``modes`` = #{m : n_m > 0} (out of K: 1000 for stacked digits, 10 for digits);
+* ``kl``    = KL(p ‖ U_K) = Σ_{p_m > 0} p_m log(K p_m) = log K − H(p) (nats; PacGAN's ``log_metrics``).
 
 Evaluated on 26,000 generated samples by default (VEEGAN / PacGAN); every sample counts (no confidence
 threshold), as in PacGAN.
@@ -42,8 +41,10 @@ def classify_channels(images: Tensor, classifier: Optional[torch.nn.Module] = No
 
 
 def triple_modes(digits: Tensor) -> Tensor:
-    """Mode index 100a + 10b + c of each row ``(a, b, c)`` of ``digits`` ``(N, 3)``."""
-    return digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+    """Mode index Σ_c 10^(C−1−c)·digit_c of each row of ``digits`` ``(N, C)``: 100a + 10b + c for C = 3."""
+    c = digits.shape[1]
+    place = 10 ** torch.arange(c - 1, -1, -1, device=digits.device)
+    return (digits * place).sum(1)
 
 
 def mode_histogram_metrics(modes: Tensor, num_modes: int = NUM_MODES) -> Dict[str, float]:
@@ -63,11 +64,11 @@ def stacked_mode_metrics(images: Tensor, classifier: Optional[torch.nn.Module] =
 
 
 class StackedModeCount(EveryNGenSteps, pl.Callback):
-    """Log ``eval/modes`` (of 1000) and ``eval/kl`` for stacked-digits data every ``every_n_gen_steps``
-    generator steps and at the end of training (global rank 0).
+    """Log ``eval/modes`` (of 10^C) and ``eval/kl`` for digit data every ``every_n_gen_steps`` generator steps
+    and at the end of training (global rank 0).
 
-    Applies when the datamodule has ``num_modes == 1000`` and 3-channel images (``StackedDigits``); does
-    nothing otherwise.
+    Applies when the datamodule's ``num_modes`` equals 10^C for C-channel images: ``StackedDigits`` (C = 3,
+    1000 modes) and ``Digits`` (C = 1, 10 modes); does nothing otherwise.
 
     Args:
         every_n_gen_steps: cadence in generator steps (0: only at the end). 26,000 samples cost about as
@@ -91,8 +92,8 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
     def applicable(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         dm = getattr(trainer, "datamodule", None)
         shape = tuple(getattr(pl_module, "data_shape", None) or getattr(dm, "data_shape", None) or ())
-        return (hasattr(pl_module, "sample") and getattr(dm, "num_modes", None) == NUM_MODES
-                and len(shape) == 3 and shape[0] == 3)
+        return (hasattr(pl_module, "sample") and len(shape) == 3 and shape[0] in (1, 2, 3)
+                and getattr(dm, "num_modes", None) == 10 ** shape[0])
 
     def classifier(self, device) -> torch.nn.Module:
         if self._net is None:
@@ -101,12 +102,13 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Dict[str, float]:
         net = self.classifier(pl_module.device)
-        modes = []
+        modes, channels = [], 1
         for i, start in enumerate(range(0, self.n_samples, self.batch_size)):
             size = min(self.batch_size, self.n_samples - start)
             x = eval_samples(pl_module, size, seed=self.seed * 1_000_003 + i)
             modes.append(triple_modes(classify_channels(x, net)))
-        m = mode_histogram_metrics(torch.cat(modes))
+            channels = x.shape[1]
+        m = mode_histogram_metrics(torch.cat(modes), num_modes=10 ** channels)
         return {"eval/modes": m["modes"], "eval/kl": m["kl"]}
 
     def _run(self, trainer, pl_module) -> None:

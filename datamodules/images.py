@@ -74,6 +74,8 @@ class Digits(GANDataModule):
         val_fraction: held-out share, split fixed by ``seed``.
     """
 
+    num_modes = 10  # the digit classes (callbacks.StackedModeCount counts them)
+
     def __init__(self, image_size: int = 8, val_fraction: float = 0.2, batch_size: int = 64,
                  num_workers: int = 0, seed: int = 0):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)

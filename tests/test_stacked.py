@@ -10,7 +10,7 @@ from pytorch_lightning.loggers import CSVLogger
 
 from callbacks.stacked import (StackedModeCount, classify_channels, mode_histogram_metrics, stacked_mode_metrics,
                                triple_modes)
-from datamodules.images import StackedDigits
+from datamodules.images import Digits, StackedDigits
 
 
 def test_histogram_metrics_by_hand():
@@ -79,3 +79,27 @@ def test_callback_counts_ten_modes(tmp_path):
     # images appears 3·30 + 10 = 100 times: uniform over 10 modes → KL = log(1000/10)
     assert float(rows[0]["eval/modes"]) == 10
     assert float(rows[0]["eval/kl"]) == pytest.approx(math.log(100), rel=1e-9)
+
+
+def test_mode_index_place_values():
+    assert triple_modes(torch.tensor([[3, 0, 7], [0, 0, 0], [9, 9, 9]])).tolist() == [307, 0, 999]
+    assert triple_modes(torch.tensor([[4], [9]])).tolist() == [4, 9]
+
+
+def test_callback_counts_digit_classes(tmp_path):
+    """Plain digits: 10 modes (the classes). Four held-out images of classes the classifier gets right, each
+    generated 250 times of 1000 → 4 modes, KL(p ‖ U_10) = log(10/4)."""
+    dm = Digits(image_size=8, batch_size=8, seed=0)
+    dm.setup("fit")
+    x, label = dm.val_set.__getitems__(list(range(len(dm.val_set))))
+    ok = classify_channels(x)[:, 0] == label
+    chosen = [int(torch.nonzero(ok & (label == c)).flatten()[0]) for c in (0, 3, 5, 8)]
+    cb = StackedModeCount(every_n_gen_steps=0, n_samples=1000, batch_size=200)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=CSVLogger(tmp_path, name="r", version=""),
+                         callbacks=[cb], enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
+    trainer.fit(TenTriples(x[chosen]), datamodule=dm)
+    rows = [r for r in csv.DictReader(open(tmp_path / "r" / "metrics.csv")) if r.get("eval/modes")]
+    assert len(rows) == 1
+    assert float(rows[0]["eval/modes"]) == 4
+    assert float(rows[0]["eval/kl"]) == pytest.approx(math.log(10 / 4), rel=1e-9)
