@@ -20,7 +20,7 @@ def run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("aeot")
     main(["fit", "--model", "zoo.aeot.AEOT", "--data", "two_squares", "--data.n_samples", "4000",
-          "--data.val_samples", "500", "--model.max_gen_steps", "300", "--model.n_targets", "64",
+          "--data.val_samples", "500", "--model.max_gen_steps", "300", "--model.n_targets", "64", "--model.lr_final_fraction", "0.1",
           "--model.hidden", "[64, 64]", "--model.ot_samples", "4096", "--model.ot_max_samples", "16384",
           "--model.ot_lr", "3e-3", "--model.ot_max_iters", "300", "--model.ot_iters_per_step", "50",
           "--model.ot_tol_tv", "0.03", "--model.top_k", "6", "--model.angle_threshold", "0.1",
@@ -78,6 +78,16 @@ def test_samples_come_from_the_extended_map(run):
     assert float((_two_squares_distance(x) <= 0.25).double().mean()) >= 0.8
 
 
+def test_autoencoder_lr_follows_the_cosine_decay(run):
+    """The last autoencoder step (t = 299 of T = 300) ran at lr·(f + (1 − f)·½(1 + cos(π·299/300))), f = 0.1;
+    the value is read from the optimizer state saved in the stage-1 checkpoint."""
+    import math
+
+    ck = torch.load(run / "checkpoints" / "stage1-ae.ckpt", map_location="cpu", weights_only=True)
+    lr = ck["optimizer_states"][0]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 299 / 300))), rel=1e-9)
+
+
 def test_config_errors():
     from zoo.aeot import AEOT
 
@@ -87,3 +97,5 @@ def test_config_errors():
         AEOT(max_gen_steps=10, angle_threshold=None, angle_percentile=None)
     with pytest.raises(ConfigError):
         AEOT(max_gen_steps=10, mix_weight=1.5)
+    with pytest.raises(ConfigError):
+        AEOT(max_gen_steps=10, lr_final_fraction=0.0)
