@@ -18,8 +18,9 @@ the fit, so the same initial weights), the optimizers of the module's own ``conf
 ``critic_loss``, ``w2gn_loss``, ``potential_grad``, ``spectral_regularize_``, ``witness_grad``,
 ``energy_distance``), ``loss.backward()`` / ``opt.step()``, Python-int counters, and its own plain
 ``torch.utils.data.DataLoader`` over the same data set (``datamodule.train_dataloader()``). Everything the
-module computes each step is computed (including values it computes only to log them, e.g. ICNN's W2 estimate
-or dual-flow's batch energy distance); only Lightning's loop and the logging calls are absent.
+module computes each step is computed, including values it computes only to log them, on the batches where the
+module computes them (dual-flow's batch energy distance every step; ICNN's W2 estimate on logging batches only, as
+the module's ``will_log()``); only Lightning's loop and the logging calls are absent.
 ``--check`` replays the module's first batches and RNG states through B and compares all weights and buffers
 (max |Δ|; 0 means bit-identical arithmetic).
 
@@ -75,6 +76,8 @@ import torch.nn.functional as F
 
 from _common import Clock, METHODS, build, header, iqr, med, md_table, trainer
 
+LOG_EVERY = 50  # train.py's log_every_n_steps (also the benchmark Trainer's, benchmarks/_common.trainer)
+
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*`training_step` returned `None`.*")
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
@@ -121,6 +124,11 @@ class PlainLoop:
             self._it = iter(self.loader)
             real = next(self._it)
         return real.to(self.device, non_blocking=True)
+
+    def will_log(self) -> bool:
+        """The module's ``will_log()``: this batch is a logging batch (every 50th, train.py's
+        ``log_every_n_steps``), so values computed only to be logged are computed here too (and only here)."""
+        return self.log_values and (self.batch_step + 1) % LOG_EVERY == 0
 
     def run(self, gen_steps: int) -> None:
         target = self.gen_step + gen_steps
@@ -260,12 +268,13 @@ class PlainICNNW2(PlainLoop):
         loss.backward()
         self.opt_psi.step()
         self.opt_bar.step()
-        if self.log_values:
+        log_now = self.will_log()  # the module computes its W2 estimate on logging batches only
+        if log_now:
             x_hat = self.potential_grad(self.psi_bar, y)
         self.psi.convexify()
         self.psi_bar.convexify()
-        if self.log_values:
-            with torch.no_grad():  # the module's logged W2 estimate (computed every discriminator step)
+        if log_now:
+            with torch.no_grad():  # the module's logged W2 estimate
                 val = 0.5 * x.pow(2).sum(-1).mean() + 0.5 * y.pow(2).sum(-1).mean() - self.psi(x).mean() \
                     - ((x_hat * y).sum(-1) - self.psi(x_hat)).mean()
                 self.w2_estimate = 2.0 * s ** 2 * val
@@ -477,8 +486,8 @@ def ab_run(method: str, logger_kind: str, block: int, budget_s: float, max_pairs
 
 
 def lean_ab(method: str, block: int, budget_s: float, min_pairs: int = 8, max_pairs: int = 200) -> dict:
-    """Plain loop with vs without the values the module computes every step only to log them (1 batch in 50):
-    ICNN's W2 estimate (incl. a ∇ψ̄ pass), dual-flow's batch energy distance. Interleaved A B B A …"""
+    """Plain loop with vs without the values the module computes only to log them: ICNN's W2 estimate (incl. a
+    ∇ψ̄ pass; logging batches only), dual-flow's batch energy distance (every step). Interleaved A B B A …"""
     model, dm = make(method)
     full, lean = PLAIN[method](model, dm), PLAIN[method](model, dm)
     lean.log_values = False
