@@ -39,7 +39,10 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--datasets", nargs="+", default=["grid25", "two_squares"])
     ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--root", default="/tmp/aeot_generation_runs")
+    ap.add_argument("--root", default=str(ROOT / "runs" / "aeot_generation"))
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the runs already under --root (default: start every run afresh, so that a run "
+                         "of an older config is never reused)")
     args = ap.parse_args()
     root = Path(args.root)
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled")
@@ -53,6 +56,8 @@ def main():
     while jobs or running:
         while jobs and len(running) < args.parallel:
             d, s = jobs.pop(0)
+            if not args.resume and (root / f"{d}-s{s}").exists():
+                shutil.rmtree(root / f"{d}-s{s}")  # train.py would resume it, with whatever config it had
             cmd = run_cmd(d, s, root)
             print("running:", " ".join(cmd), flush=True)
             log = open(root / f"{d}-s{s}.log", "w") if root.mkdir(parents=True, exist_ok=True) or True else None
