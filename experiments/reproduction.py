@@ -732,22 +732,31 @@ def sec_icnn(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                     f"L2-UVP {r['L2-UVP %']} % ({'meets' if good else 'misses'} 2 % / 1 %)")
     defaults_missed = [f"{r['method']} at d = {r['d']}" for r in gauss if r["steps"] == "default"
                        and not (abs(num(r["rel. err %"]) or 99) <= 2.0 and (num(r["L2-UVP %"]) or 99) <= 1.0)]
-    bench = load_json(ctx.res("icnn_w2", "w2_benchmark.json")) or []
-    ours += ["", f"Constructed ground truth Mix3 → ∇ψ*♯Mix3 ({ctx.link('docs/results/icnn_w2/w2_benchmark.json')}, "
-                 "default step counts = 0.2–1.5 % of the published iterations), forward L2-UVP %:", ""]
-    dims = sorted({int(r["d"]) for r in bench})
-    solvers = list(dict.fromkeys(r["solver"] for r in bench))
-    if bench:
+    pairs = {}  # pair name -> (rows, [(d, best ICNN L2-UVP, linear L2-UVP)])
+    for name, fname, what in (
+            ("hand-built", "w2_benchmark.json", "hand-built ψ* = quadratic + log-sum-exp"),
+            ("W2B-style", "w2_benchmark_w2b.json", "W2B's construction: ψ* = a(ψ₁ + ψ₂) + ⟨b, x⟩, DenseICNN-type "
+                                                    "ψᵢ fitted Mix3 → Mix10, one seed")):
+        data = load_json(ctx.res("icnn_w2", fname)) or []
+        bench = data.get("rows", []) if isinstance(data, dict) else data
+        if not bench:
+            continue
+        ours += ["", f"Constructed ground truth Mix3 → ∇ψ*♯Mix3, {what} ({ctx.link('docs/results/icnn_w2/' + fname)}; "
+                     "default step counts = 0.2–1.5 % of the published iterations), forward L2-UVP %:", ""]
+        dims = sorted({int(r["d"]) for r in bench})
+        solvers = list(dict.fromkeys(r["solver"] for r in bench))
         ours += table(["solver"] + [f"d = {d}" for d in dims],
-                      [[s] + [next((r["L2-UVP %"] for r in bench if r["solver"] == s and int(r["d"]) == d), "–")
-                              for d in dims] for s in solvers])
-    beats = []
-    for d in dims:
-        lin = next((num(r["L2-UVP %"]) for r in bench if int(r["d"]) == d and r["solver"].startswith("[L]")), None)
-        best = min((num(r["L2-UVP %"]) for r in bench if int(r["d"]) == d and r["solver"].startswith("fit_w2")),
-                   default=None)
-        if lin is not None and best is not None:
-            beats.append((d, best, lin))
+                      [[sv] + [next((r["L2-UVP %"] for r in bench if r["solver"] == sv and int(r["d"]) == d), "–")
+                               for d in dims] for sv in solvers])
+        beats = []
+        for d in dims:
+            lin = next((num(r["L2-UVP %"]) for r in bench if int(r["d"]) == d and r["solver"].startswith("[L]")),
+                       None)
+            best = min((num(r["L2-UVP %"]) for r in bench if int(r["d"]) == d and r["solver"].startswith("fit_w2")),
+                       default=None)
+            if lin is not None and best is not None:
+                beats.append((d, best, lin))
+        pairs[name] = beats
     ic = load_json(ctx.res("icnn_w2", "icnn_gan_modes.json")) or []
     ours += ["", f"GAN, 200 generator steps ({ctx.link('docs/results/icnn_w2/icnn_gan_modes.json')}):"]
     for d in ("ring8", "grid25"):
@@ -765,16 +774,21 @@ def sec_icnn(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                  (f"{n_ok}/{len(met)} (d, solver) pairs meet W2² within 2 % of Bures and L2-UVP ≤ 1 % (d = 2, 16, 64)"
                   + (f"; with default step counts {', '.join(defaults_missed)} misses and needs more steps"
                      if defaults_missed else "")) if met else "source missing")
-    if beats:
-        factor = max(lin / max(best, 1e-9) for _, best, lin in beats)
-        v2 = Verdict("not reproduced",
-                     "best ICNN solver vs linear (Bures), L2-UVP %: "
-                     + ", ".join(f"d = {d}: {b:.2f} vs {l:.2f}" for d, b, l in beats)
-                     + f" — the ICNN solvers beat the linear map by at most a factor {factor:.1f} (published: 6–140×) "
-                       "and stay far above the published 0.1–10 %; our step counts are ≤ 1.5 % of the published "
-                       "50k–250k GPU iterations (a budget limit, not evidence against the claim) and our pairs differ "
-                       "from W2B's (our linear baseline is 4.9 % at d = 2 vs 14.1 % published), so only the ordering "
-                       "is comparable")
+    if any(pairs.values()):
+        parts, ordered, factors = [], True, []
+        for name, beats in pairs.items():
+            if beats:
+                parts.append(f"{name} pair: " + ", ".join(f"d = {d}: {b:.2f} vs {l:.2f}" for d, b, l in beats))
+                ordered = ordered and all(b < l for _, b, l in beats)
+                factors += [l / max(b, 1e-9) for _, b, l in beats]
+        v2 = Verdict("partially reproduced" if ordered else "not reproduced",
+                     "best ICNN solver vs linear (Bures), L2-UVP %: " + "; ".join(parts)
+                     + (" — the ordering holds at every d on both pairs" if ordered else "")
+                     + f", but the ICNN solvers beat the linear map by a factor {min(factors):.1f}–{max(factors):.1f} "
+                       "(published: 6–140×) and stay above the published 0.1–10 %; our step counts are ≤ 1.5 % of the "
+                       "published 50k–250k GPU iterations (a budget limit, not evidence against the claim), and even "
+                       "the W2B-style pair is less nonlinear than W2B's (linear baseline 28–31 % at d = 32–64 vs "
+                       "55–64 % published), so the margin is not comparable")
     else:
         v2 = Verdict("not testable here", "source missing")
     got = [f"{d} {_mean(ctx, 'icnn_w2', d):.2f}/{N_MODES[d]}" for d in DATASETS if _mean(ctx, "icnn_w2", d) is not None]
