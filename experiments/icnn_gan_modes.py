@@ -108,7 +108,8 @@ def main():
         for seed in args.seeds:
             model, dm, res, secs, plain, comp = train_one(name, seed, args.steps, args.n_dis)
             for tag, m in res.items():
-                rows.append({"data": name, "seed": seed, "sampler": tag, **m, "train s": f"{secs:.0f}"})
+                rows.append({"data": name, "seed": seed, "sampler": tag, **m, "train s": f"{secs:.0f}",
+                             "steps": args.steps})
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
             if seed == args.seeds[0]:
                 scatter(model, dm, plain, comp, OUT / f"gan_{name}_seed{seed}.png",

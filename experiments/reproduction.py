@@ -732,7 +732,8 @@ def sec_icnn(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                     f"L2-UVP {r['L2-UVP %']} % ({'meets' if good else 'misses'} 2 % / 1 %)")
     defaults_missed = [f"{r['method']} at d = {r['d']}" for r in gauss if r["steps"] == "default"
                        and not (abs(num(r["rel. err %"]) or 99) <= 2.0 and (num(r["L2-UVP %"]) or 99) <= 1.0)]
-    pairs = {}  # pair name -> (rows, [(d, best ICNN L2-UVP, linear L2-UVP)])
+    pairs = {}  # pair name -> [(d, best ICNN L2-UVP, linear L2-UVP)]
+    defaults: Dict[str, List[float]] = {}  # pair name -> linear / best ICNN at fit_w2's default step counts
     for name, fname, what in (
             ("hand-built", "w2_benchmark.json", "hand-built ψ* = quadratic + log-sum-exp"),
             ("W2B-style", "w2_benchmark_w2b.json", "W2B's construction: ψ* = a(ψ₁ + ψ₂) + ⟨b, x⟩, DenseICNN-type "
@@ -756,9 +757,15 @@ def sec_icnn(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                        default=None)
             if lin is not None and best is not None:
                 beats.append((d, best, lin))
+            dflt = min((num(r["L2-UVP %"]) for r in bench if int(r["d"]) == d and r["solver"].startswith("fit_w2")
+                        and "steps" not in r["solver"]), default=None)  # rows at fit_w2's default step counts
+            if lin is not None and dflt is not None:
+                defaults.setdefault(name, []).append(lin / max(dflt, 1e-9))
         pairs[name] = beats
     ic = load_json(ctx.res("icnn_w2", "icnn_gan_modes.json")) or []
-    ours += ["", f"GAN, 200 generator steps ({ctx.link('docs/results/icnn_w2/icnn_gan_modes.json')}):"]
+    steps = sorted({int(r.get("steps", 200)) for r in ic})  # rows without "steps" come from the 200-step run
+    ours += ["", f"GAN, {'/'.join(map(str, steps)) or '?'} generator steps, n_dis 2, small nets "
+                 f"({ctx.link('docs/results/icnn_w2/icnn_gan_modes.json')}):"]
     for d in ("ring8", "grid25"):
         for s in ("G", "∇ψ∘G"):
             rows = [r for r in ic if r.get("data") == d and r.get("sampler") == s]
@@ -775,20 +782,28 @@ def sec_icnn(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                   + (f"; with default step counts {', '.join(defaults_missed)} misses and needs more steps"
                      if defaults_missed else "")) if met else "source missing")
     if any(pairs.values()):
-        parts, ordered, factors = [], True, []
+        parts, ordered = [], True
         for name, beats in pairs.items():
             if beats:
-                parts.append(f"{name} pair: " + ", ".join(f"d = {d}: {b:.2f} vs {l:.2f}" for d, b, l in beats))
+                parts.append(f"{name} pair: " + ", ".join(f"d = {d}: {b:.2f} vs {l:.2f} ({l / max(b, 1e-9):.1f}×)"
+                                                         for d, b, l in beats))
                 ordered = ordered and all(b < l for _, b, l in beats)
-                factors += [l / max(b, 1e-9) for _, b, l in beats]
-        v2 = Verdict("partially reproduced" if ordered else "not reproduced",
+        w2b = pairs.get("W2B-style") or []
+        far = [d for d, b, l in w2b if l >= 5 * b]  # "far worse": at least 5× the best ICNN error
+        status = ("reproduced" if w2b and len(far) == len(w2b) else
+                  "partially reproduced" if ordered else "not reproduced")
+        v2 = Verdict(status,
                      "best ICNN solver vs linear (Bures), L2-UVP %: " + "; ".join(parts)
                      + (" — the ordering holds at every d on both pairs" if ordered else "")
-                     + f", but the ICNN solvers beat the linear map by a factor {min(factors):.1f}–{max(factors):.1f} "
-                       "(published: 6–140×) and stay above the published 0.1–10 %; our step counts are ≤ 1.5 % of the "
-                       "published 50k–250k GPU iterations (a budget limit, not evidence against the claim), and even "
-                       "the W2B-style pair is less nonlinear than W2B's (linear baseline 28–31 % at d = 32–64 vs "
-                       "55–64 % published), so the margin is not comparable")
+                     + (f"; on the W2B-style pair linear is ≥ 5× worse at d = {', '.join(map(str, far))}"
+                        if far else "")
+                     + (f" (the best runs use more than fit_w2's default steps; at the defaults the factor is "
+                        f"{min(defaults['W2B-style']):.1f}–{max(defaults['W2B-style']):.1f}×)"
+                        if defaults.get("W2B-style") else "")
+                     + "; published ratio linear / best: 141, 15, 10, 9 at d = 2, 8, 32, 64. Our step counts are "
+                       "0.2–15 % of the published 50k–250k GPU iterations, and the W2B-style pair is less nonlinear "
+                       "than W2B's at d ≥ 32 (linear 28–31 % vs 55–64 % published), so the margins are not comparable "
+                       "value for value")
     else:
         v2 = Verdict("not testable here", "source missing")
     got = [f"{d} {_mean(ctx, 'icnn_w2', d):.2f}/{N_MODES[d]}" for d in DATASETS if _mean(ctx, "icnn_w2", d) is not None]
