@@ -253,13 +253,18 @@ def build(method: str, seed: int = 0, built: bool = True, data_overrides: Option
     return model, dm, cfg
 
 
+#: train.py's ``log_every_n_steps`` (zoo/cli.py trainer_defaults): the benchmark Trainer's, and the cadence of the
+#: plain loops' "logging batches" (bench_module_vs_loop)
+LOG_EVERY_N_STEPS = 50
+
+
 def trainer(callbacks=(), logger=False, root: Optional[str] = None, **kw):
     """A CPU ``pl.Trainer`` as the benchmarks use it: no progress bar, no checkpoints, no model summary,
-    ``log_every_n_steps`` 50 (train.py's default); ``logger``: False or a Lightning logger."""
+    ``log_every_n_steps`` = :data:`LOG_EVERY_N_STEPS` (train.py's default); ``logger``: False or a Lightning logger."""
     import pytorch_lightning as pl
 
     opts = dict(accelerator=kw.pop("accelerator", "cpu"), devices=1, max_epochs=-1, logger=logger,
                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                log_every_n_steps=50, callbacks=list(callbacks), default_root_dir=root)
+                log_every_n_steps=LOG_EVERY_N_STEPS, callbacks=list(callbacks), default_root_dir=root)
     opts.update(kw)
     return pl.Trainer(**opts)

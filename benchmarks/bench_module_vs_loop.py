@@ -74,9 +74,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from _common import Clock, METHODS, build, header, iqr, med, md_table, trainer
-
-LOG_EVERY = 50  # train.py's log_every_n_steps (also the benchmark Trainer's, benchmarks/_common.trainer)
+from _common import LOG_EVERY_N_STEPS, Clock, METHODS, build, header, iqr, med, md_table, trainer
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*`training_step` returned `None`.*")
@@ -126,9 +124,9 @@ class PlainLoop:
         return real.to(self.device, non_blocking=True)
 
     def will_log(self) -> bool:
-        """The module's ``will_log()``: this batch is a logging batch (every 50th, train.py's
+        """The module's ``will_log()``: this batch is a logging batch (every ``LOG_EVERY_N_STEPS``-th, train.py's
         ``log_every_n_steps``), so values computed only to be logged are computed here too (and only here)."""
-        return self.log_values and (self.batch_step + 1) % LOG_EVERY == 0
+        return self.log_values and (self.batch_step + 1) % LOG_EVERY_N_STEPS == 0
 
     def run(self, gen_steps: int) -> None:
         target = self.gen_step + gen_steps
@@ -729,10 +727,10 @@ class _Probe(pl.Callback):
         o["zoo: count_gen_step() (buffer += 1)"] = _per_call(m.count_gen_step, n)
         m.gen_step_buf.copy_(buf)
         bs = m.batch_step_buf.clone()
-        m.batch_step_buf.fill_(int(bs) + 1 if (int(bs) + 1) % 50 else int(bs) + 2)  # a non-logging batch
+        m.batch_step_buf.fill_(int(bs) + 1 if (int(bs) + 1) % LOG_EVERY_N_STEPS else int(bs) + 2)  # a non-logging batch
         o["zoo: log_train(logs) on a non-logging batch"] = _per_call(lambda: m.log_train({}), n)
         o["zoo: batch_step_buf += 1"] = _per_call(lambda: m.batch_step_buf.add_(1), n)
-        m.batch_step_buf.fill_(50 * (int(bs) // 50 + 1))  # a logging batch (batch_step % log_every_n_steps == 0)
+        m.batch_step_buf.fill_(LOG_EVERY_N_STEPS * (int(bs) // LOG_EVERY_N_STEPS + 1))  # a logging batch
         logs = {"loss/d": torch.tensor(0.5), "loss/g": torch.tensor(0.7)}
         o["zoo+Lightning: log_train(2 losses) on a logging batch (1 in 50)"] = _per_call(lambda: m.log_train(logs), 300)
         m.batch_step_buf.copy_(bs)
