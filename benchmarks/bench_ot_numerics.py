@@ -151,17 +151,9 @@ def fit_w2_table(rows) -> str:
 
 # =========================================================================================== C. congested
 def congested(reps: int, n: int = 96, samples: int = 1_000_000) -> dict:
-    from zoo.ot.congested import cell_density, node_masses, solve_congested
+    from zoo.ot.congested import solve_congested, two_squares_case
 
-    rng = np.random.default_rng(0)
-    lo, hi = -2.0, 3.0
-    h = (hi - lo) / (n - 1)
-    a = rng.uniform(-0.5, 0.5, (samples, 2))
-    b = np.concatenate([rng.uniform([1.5, 0.5], [2.5, 1.5], (samples // 2, 2)),
-                        rng.uniform([1.5, -1.5], [2.5, -0.5], (samples // 2, 2))])
-    t = rng.uniform(size=(samples, 1))
-    xi = t * b[rng.permutation(samples)] + (1 - t) * a
-    mu, nu, sig = node_masses(a, lo, hi, n), node_masses(b, lo, hi, n), cell_density(xi, lo, hi, n)
+    mu, nu, sig, h = two_squares_case(n=n, samples=samples, seed=0)
     walls, cpus, sol = [], [], None
     for _ in range(reps):
         with Clock() as clk:

@@ -9,7 +9,7 @@ import ot
 import pytest
 from scipy.optimize import minimize
 
-from zoo.ot.congested import cell_density, node_masses, solve_congested
+from zoo.ot.congested import solve_congested, two_squares_case
 
 
 def _square_nodes(n, i0, i1, j0, j1):
@@ -107,15 +107,8 @@ def test_rejects_mass_on_the_boundary():
 def test_reference_case_96_value_and_time():
     # docs: mu = U([-.5,.5]^2), nu = two squares, lam = 0.1, 96x96 on [-2,3]^2; an independent L-BFGS solver
     # (reference notes) measured dual 14.0058 with its own 2M-sample histograms.
-    rng = np.random.default_rng(0)
-    m, n, lo, hi = 1_000_000, 96, -2.0, 3.0
-    h = (hi - lo) / (n - 1)
-    a = rng.uniform(-0.5, 0.5, (m, 2))
-    b = np.concatenate([rng.uniform([1.5, 0.5], [2.5, 1.5], (m // 2, 2)),
-                        rng.uniform([1.5, -1.5], [2.5, -0.5], (m // 2, 2))])
-    t = rng.uniform(size=(m, 1))
-    xi = t * b[rng.permutation(m)] + (1 - t) * a
-    mu, nu, sig = node_masses(a, lo, hi, n), node_masses(b, lo, hi, n), cell_density(xi, lo, hi, n)
+    lo = -2.0
+    mu, nu, sig, h = two_squares_case(n=96, samples=1_000_000, seed=0, lo=lo, hi=3.0)
     t0 = time.process_time()
     sol = solve_congested(mu, nu, sig, 0.1, h, return_info=True)
     cpu = time.process_time() - t0
