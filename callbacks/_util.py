@@ -69,9 +69,10 @@ def gen_step_of(pl_module: pl.LightningModule, trainer: Optional[pl.Trainer] = N
 
 
 class EveryNGenSteps:
-    """Mixin for evaluation callbacks: call ``self._run(trainer, pl_module)`` each time the generator step
-    reaches a multiple of ``every_n_gen_steps``, and once at the end of training unless the last step was just
-    evaluated. The step when it last fired is saved in the checkpoint."""
+    """Mixin for evaluation callbacks: call ``self._run(trainer, pl_module)`` at the end of each training step that
+    reaches or passes a multiple of ``every_n_gen_steps`` (exactly at the multiple when a step trains one batch;
+    at the step boundary after it when the datamodule groups batches), and once at the end of training unless
+    the last step was just evaluated. The step when it last fired is saved in the checkpoint."""
 
     every_n_gen_steps: int
     _last: int = -1
@@ -90,8 +91,8 @@ class EveryNGenSteps:
     def due(self, pl_module, trainer) -> bool:
         if not self.every_n_gen_steps or self.every_n_gen_steps <= 0:
             return False
-        step = gen_step_of(pl_module, trainer)
-        return step > 0 and step % self.every_n_gen_steps == 0 and step != self._last
+        step, n = gen_step_of(pl_module, trainer), self.every_n_gen_steps
+        return step > 0 and step // n > max(self._last, 0) // n
 
     def mark(self, pl_module, trainer) -> None:
         self._last = gen_step_of(pl_module, trainer)

@@ -21,6 +21,16 @@ class LastCheckpoint(ModelCheckpoint):
                          every_n_train_steps=every_n_train_steps or None,
                          save_on_train_epoch_end=not every_n_train_steps)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Save ``last.ckpt`` after each training step that reaches or passes a multiple of ``every_n_train_steps``
+        optimizer steps: one training step takes several optimizer steps (a generator step on every ``n_dis``-th
+        batch, K batches with a datamodule's ``batches_per_step``), so exact multiples may be skipped."""
+        n = self._every_n_train_steps
+        if n < 1 or self._should_skip_saving_checkpoint(trainer):
+            return
+        if trainer.global_step // n > self._last_global_step_saved // n:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking or trainer.global_step == 0:
             return

@@ -91,12 +91,15 @@ class ArrayFile(GANDataModule):
         key: the array's name in an .npz file or a dict saved in a .pt file.
         image_range: for 4-D image arrays, ``(lo, hi)`` mapped linearly onto [-1, 1]; ``None``: already in [-1, 1].
         val_fraction: held-out share (reference samples of the evaluation callbacks).
-        batch_size, num_workers, seed: as every datamodule (``seed`` fixes the train/val split).
+        batch_size, num_workers, seed, batches_per_step: as every datamodule (:class:`GANDataModule`; ``seed``
+            fixes the train/val split).
     """
 
     def __init__(self, path: str, key: Optional[str] = None, image_range: Optional[Tuple[float, float]] = None,
-                 val_fraction: float = 0.1, batch_size: int = 256, num_workers: int = 0, seed: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 val_fraction: float = 0.1, batch_size: int = 256, num_workers: int = 0, seed: int = 0,
+                 batches_per_step: int = 1):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         batches_per_step=batches_per_step)
         if not 0.0 <= float(val_fraction) < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.path, self.key = str(path), key

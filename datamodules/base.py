@@ -6,7 +6,10 @@ Every datamodule of the zoo exposes
 * ``train_dataloader()`` — shuffled, drop-last batches of real data (images normalised to [-1, 1]) drawn by a
   :class:`ResumableSampler`: the order is a function of (order seed, epoch, rank), each rank of a DDP run takes
   its own share, and a run resumed from a mid-epoch checkpoint continues with exactly the batches it would have
-  seen (the datamodule's ``state_dict`` holds the order seed and the number of batches consumed);
+  seen (the datamodule's ``state_dict`` holds the order seed and the number of batches consumed). With
+  ``batches_per_step`` = K > 1 each loader item is a :class:`BatchGroup` of the next K batches of the same
+  stream (the stream itself does not change; an epoch's last group holds its remaining batches), so a training
+  loop's fixed cost per step is paid once per K batches;
 * ``reference_samples(n, split="val")`` — up to ``n`` held-out real samples for evaluation (FID statistics,
   exact W2); ``split="train"`` gives training samples.
 
@@ -21,13 +24,32 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
+from zoo.base import BatchGroup  # noqa: F401  (the type of a grouped loader item; re-exported)
 from zoo.errors import ConfigError
 
 
 def _identity_collate(batch):
     return batch
+
+
+def _split_batch(batch, size: int) -> list:
+    """A collated batch of m·B samples (a tensor, or a tuple / list of them) → m batches of B = ``size``."""
+    if isinstance(batch, Tensor):
+        return list(batch.split(size))
+    parts = [_split_batch(t, size) for t in batch]
+    return [type(batch)(p[i] for p in parts) for i in range(len(parts[0]))]
+
+
+class _GroupCollate:
+    """Collate up to K·B samples with ``inner``, then cut them into a :class:`BatchGroup` of batches of B."""
+
+    def __init__(self, inner: Callable, batch_size: int):
+        self.inner, self.batch_size = inner, int(batch_size)
+
+    def __call__(self, samples) -> BatchGroup:
+        return BatchGroup(_split_batch(self.inner(samples), self.batch_size))
 
 
 class BatchedTensorDataset(Dataset):
@@ -76,7 +98,8 @@ class ResumableSampler(DistributedSampler):
     ``r`` takes ``π_e[r], π_e[r+W], …`` — so the ranks' shares partition the epoch (drop-last). The sampler
     holds no epoch counter of its own: each iteration starts at global batch ``k = position()`` (batches consumed
     so far by this rank), i.e. epoch ``e = k // P`` with ``P = ⌊⌊n/W⌋/B⌋`` batches per epoch, skipping the
-    first ``k mod P`` batches of that epoch. ``set_epoch`` is accepted and ignored.
+    first ``k mod P`` batches of that epoch, and yields the indices of the epoch's remaining whole batches only
+    (the last ``⌊n/W⌋ − P·B`` of the share are never drawn). ``set_epoch`` is accepted and ignored.
 
     It subclasses ``DistributedSampler`` so Lightning keeps it under DDP instead of wrapping it; rank and
     world size are read from ``torch.distributed`` when it iterates (no process group is needed to build it).
@@ -92,7 +115,8 @@ class ResumableSampler(DistributedSampler):
         return (len(self.dataset) // _world()[0]) // self.batch_size
 
     def __len__(self) -> int:
-        return len(self.dataset) // _world()[0]
+        """``P·B``: the full batches of one epoch (the rest of the permutation is never drawn)."""
+        return self.batches_per_epoch() * self.batch_size
 
     def set_epoch(self, epoch: int) -> None:
         """Ignored: the epoch follows from ``position()``."""
@@ -103,24 +127,37 @@ class ResumableSampler(DistributedSampler):
         self.epoch, skip = divmod(int(self.position()), max(1, self.batches_per_epoch()))
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2 ** 63))
         mine = torch.randperm(n, generator=g)[: (n // w) * w][r::w]
-        return iter(mine[skip * self.batch_size:].tolist())
+        return iter(mine[skip * self.batch_size:len(self)].tolist())
 
 
 class GANDataModule(pl.LightningDataModule):
     """Base class: batch size checks, shuffled drop-last loaders, held-out reference samples.
 
     Subclasses fill ``self.train_set`` / ``self.val_set`` (datasets) and ``self.data_shape``.
+
+    Args:
+        batch_size: real samples per batch B (one discriminator step).
+        num_workers: DataLoader worker processes.
+        seed: fixes the data (generated points, splits); the training order follows ``seed_everything``.
+        batches_per_step: K; each training step receives a :class:`BatchGroup` of the next K batches instead of
+            one batch. The stream of batches is the same for every K (a zoo module trains on it identically);
+            only the training loop's fixed cost per step (about 1 ms with Lightning on a CPU) is paid once per K
+            batches, which matters for small nets (docs/PERFORMANCE.md). Evaluation callbacks then run at the
+            first step boundary at or after their cadence.
     """
 
     data_shape: Tuple[int, ...]
 
-    def __init__(self, batch_size: int = 256, num_workers: int = 0, seed: int = 0):
+    def __init__(self, batch_size: int = 256, num_workers: int = 0, seed: int = 0, batches_per_step: int = 1):
         super().__init__()
         if int(batch_size) <= 0:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size}: set data.batch_size")
+        if int(batches_per_step) < 1:
+            raise ConfigError(f"batches_per_step must be >= 1, got {batches_per_step}: set data.batches_per_step")
         if int(num_workers) < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
         self.batch_size = int(batch_size)
+        self.batches_per_step = int(batches_per_step)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
         self.train_set: Optional[Dataset] = None
@@ -142,16 +179,19 @@ class GANDataModule(pl.LightningDataModule):
             )
 
     def _loader(self, dataset: Dataset, sampler: DistributedSampler) -> DataLoader:
-        """Drop-last batches of ``dataset`` in ``sampler``'s order (whole batches at once when it has
-        ``__getitems__``)."""
-        batched = hasattr(dataset, "__getitems__")
+        """Batches of ``dataset`` in ``sampler``'s order (whole batches at once when it has ``__getitems__``); with
+        ``batches_per_step`` = K > 1, :class:`BatchGroup` s of K batches, the last group of an epoch holding the
+        epoch's remaining batches (so passes, and the loader's draw from torch's generator when each starts, fall
+        on the same batches for every K)."""
+        collate = _identity_collate if hasattr(dataset, "__getitems__") else default_collate
+        k = self.batches_per_step
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size * k,
             sampler=sampler,
-            drop_last=True,
+            drop_last=False,  # the sampler yields whole batches only
             num_workers=self.num_workers,
-            collate_fn=_identity_collate if batched else None,
+            collate_fn=collate if k == 1 else _GroupCollate(collate, self.batch_size),
             persistent_workers=self.num_workers > 0,
         )
 
@@ -175,7 +215,7 @@ class GANDataModule(pl.LightningDataModule):
         """Count the training batches handed to the module (the resume position of :class:`ResumableSampler`)."""
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.training:
-            self._batches_consumed += 1
+            self._batches_consumed += len(batch) if isinstance(batch, BatchGroup) else 1
         return batch
 
     def state_dict(self) -> Dict[str, Any]:

@@ -77,8 +77,10 @@ class Digits(GANDataModule):
     num_modes = 10  # the digit classes (callbacks.StackedModeCount counts them)
 
     def __init__(self, image_size: int = 8, val_fraction: float = 0.2, batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 num_workers: int = 0, seed: int = 0,
+                 batches_per_step: int = 1):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         batches_per_step=batches_per_step)
         _check_size(image_size, (8, 16, 32))
         if not 0 < val_fraction < 1:
             raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -129,8 +131,10 @@ class StackedDigits(GANDataModule):
     num_modes = 1000
 
     def __init__(self, n_samples: int = 128_000, val_samples: int = 10_000, image_size: int = 8,
-                 val_fraction: float = 0.2, batch_size: int = 64, num_workers: int = 0, seed: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 val_fraction: float = 0.2, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
+                 batches_per_step: int = 1):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         batches_per_step=batches_per_step)
         _check_size(image_size, (8, 16, 32))
         self.n_samples, self.val_samples = int(n_samples), int(val_samples)
         self.image_size, self.val_fraction = int(image_size), float(val_fraction)
@@ -170,8 +174,10 @@ class TorchvisionImages(GANDataModule):
     """
 
     def __init__(self, name: str = "mnist", root: str = "data", download: bool = False, image_size: int = 32,
-                 verify_checksums: bool = True, batch_size: int = 64, num_workers: int = 0, seed: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 verify_checksums: bool = True, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
+                 batches_per_step: int = 1):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         batches_per_step=batches_per_step)
         if name not in _TORCHVISION:
             raise ConfigError(f"unknown torchvision dataset {name!r}: use one of {', '.join(_TORCHVISION)}")
         _check_size(image_size)
@@ -262,8 +268,10 @@ class ImageFolderImages(GANDataModule):
 
     def __init__(self, root: str = "data/celeba/img_align_celeba", image_size: Optional[int] = 64,
                  crop: Optional[int] = None, channels: int = 3, val_fraction: float = 0.05,
-                 batch_size: int = 64, num_workers: int = 0, seed: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 batch_size: int = 64, num_workers: int = 0, seed: int = 0,
+                 batches_per_step: int = 1):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         batches_per_step=batches_per_step)
         _check_size(image_size)
         if channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {channels}")

@@ -129,12 +129,15 @@ class Synthetic2D(GANDataModule):
             ``two_squares``, ``annulus``.
         n_samples: size of the fixed training set (VEEGAN/PacGAN: 100,000).
         val_samples: size of the held-out set.
-        batch_size, num_workers, seed: loader settings; ``seed`` fixes the drawn points.
+        batch_size, num_workers, seed, batches_per_step: see :class:`GANDataModule`; ``seed`` fixes the drawn
+            points.
     """
 
     def __init__(self, name: str = "ring8", n_samples: int = 100_000, val_samples: int = 10_000,
-                 batch_size: int = 256, num_workers: int = 0, seed: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 batch_size: int = 256, num_workers: int = 0, seed: int = 0,
+                 batches_per_step: int = 1):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         batches_per_step=batches_per_step)
         if name not in DATASETS:
             raise ConfigError(f"unknown 2-D dataset {name!r}: use one of {', '.join(DATASETS)}")
         if n_samples <= 0 or val_samples <= 0:

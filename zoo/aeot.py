@@ -174,9 +174,11 @@ class AEOT(GANModule):
         return STAGES[int(self.stage_buf)]
 
     # ================================================================== the loop: three stages
-    def training_step(self, batch, batch_idx: int):
+    def train_batch(self, real: Tensor) -> Dict[str, Tensor]:
+        """Stage ``ae``: one autoencoder step on ``real`` (the last one starts the OT stage); stage ``ot``: one
+        round of :meth:`ot_steps` (the batch is not used); ``done``: stop."""
         if self.stage == "ae":
-            logs = self.autoencoder_step(self.real_from_batch(batch))
+            logs = self.autoencoder_step(real)
             self.count_gen_step()
             if self.gen_step >= int(self.max_gen_steps):
                 self.start_ot()
@@ -186,7 +188,11 @@ class AEOT(GANModule):
             logs = {}
             self.trainer.should_stop = True
         self.batch_step_buf += 1
-        self.log_train(logs)
+        return logs
+
+    def step_done(self) -> bool:
+        """Only autoencoder steps share a training step: the stage checkpoint and each OT round end one."""
+        return self.stage != "ae"
 
     def _is_last_step(self) -> bool:
         return self.stage == "done"

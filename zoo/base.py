@@ -11,7 +11,7 @@ A GAN in this zoo is a ``pytorch_lightning.LightningModule`` with manual optimiz
   (``n_dis`` critic steps + 1 generator step per generator iteration), so budgets, plots and leaderboards
   use ``gen_step``.
 
-One ``training_step`` consumes one fresh real batch. The default loop reads like Algorithm 1 of most GAN
+Every fresh real batch goes through :meth:`GANModule.train_batch`, which reads like Algorithm 1 of most GAN
 papers: every batch feeds one discriminator step, and every ``n_dis``-th batch also feeds one generator
 step::
 
@@ -20,8 +20,10 @@ step::
         logs |= generator_step(real)
         gen_step += 1
 
-Methods whose algorithm does not fit (simultaneous updates, staged training) override
-``training_step`` and call :meth:`count_gen_step` themselves.
+A ``training_step`` receives one batch, or a :class:`BatchGroup` of K consecutive batches when the datamodule
+groups them (``batches_per_step`` = K: Lightning's fixed cost per step is then paid once per K batches); it runs
+:meth:`train_batch` on each batch in turn and logs once. Methods whose algorithm does not fit (simultaneous
+updates, staged training) override ``train_batch`` and call :meth:`count_gen_step` themselves.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ from zoo.errors import ConfigError
 if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and ctypes.util.find_library("nvidia-ml") is None:
     del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
-__all__ = ["GANModule"]
+__all__ = ["GANModule", "BatchGroup"]
+
+
+class BatchGroup(list):
+    """K consecutive real batches handed to one ``training_step`` (a datamodule's ``batches_per_step`` = K > 1);
+    each element is what the loader yields with K = 1 (a tensor or a tuple ``(data, labels…)``). A type of its
+    own, so a step tells a group from a batch without guessing from shapes; Lightning moves it to the device
+    element by element (it is a list)."""
 
 
 class GANModule(pl.LightningModule):
@@ -77,6 +86,8 @@ class GANModule(pl.LightningModule):
         self.max_gen_steps = max_gen_steps
         self.sample_batch_size = int(sample_batch_size)
         self._built = False
+        self._steps = 0  # training_step calls so far (= batch_step without grouping; saved in checkpoints)
+        self._final_batch = True  # the batch being trained on is the last of its training_step
         self.register_buffer("gen_step_buf", torch.zeros((), dtype=torch.long))
         self.register_buffer("batch_step_buf", torch.zeros((), dtype=torch.long))
 
@@ -131,13 +142,14 @@ class GANModule(pl.LightningModule):
         shape, ``gen_step`` and the random number generators' states (so a resumed run draws the same noise)."""
         self.check_finite_parameters()
         checkpoint["zoo"] = {"data_shape": list(self.data_shape or ()), "gen_step": self.gen_step,
-                             "rng": rng_state()}
+                             "steps": self._steps, "rng": rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         zoo = checkpoint.get("zoo", {})
         shape = zoo.get("data_shape") or checkpoint.get("hyper_parameters", {}).get("data_shape")
         self.ensure_built(shape)
         self._rng_to_restore = zoo.get("rng")
+        self._steps_to_restore = zoo.get("steps")  # older checkpoints (one batch per step): batch_step
 
     def on_train_start(self) -> None:
         """Restore the generators' states of a loaded checkpoint, as late as possible before the first batch
@@ -146,6 +158,9 @@ class GANModule(pl.LightningModule):
         if state:
             set_rng_state(state)
         self._rng_to_restore = None
+        steps = getattr(self, "_steps_to_restore", None)
+        self._steps = int(steps) if steps is not None else self.batch_step
+        self._steps_to_restore = None
 
     def check_finite_parameters(self) -> None:
         """Raise ``FloatingPointError`` naming the first parameter or buffer holding NaN/Inf."""
@@ -198,23 +213,43 @@ class GANModule(pl.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch, batch_idx: int):
-        real = self.real_from_batch(batch)
+        """:meth:`train_batch` on the batch, or on each batch of a :class:`BatchGroup` in turn (stopping early once
+        :meth:`step_done`), then :meth:`log_train` with the last batch's values."""
+        batches = batch if isinstance(batch, BatchGroup) else (batch,)
+        logs: Dict[str, Tensor] = {}
+        for i, b in enumerate(batches):
+            if i > 0 and self.step_done():
+                break
+            self._final_batch = i == len(batches) - 1
+            logs = self.train_batch(self.real_from_batch(b))
+        self._final_batch = True
+        self._steps += 1
+        self.log_train(logs)
+
+    def train_batch(self, real: Tensor) -> Dict[str, Tensor]:
+        """One real batch of the default loop (module doc): a discriminator step, on every ``n_dis``-th batch a
+        generator step too; returns the values to log."""
         logs = dict(self.discriminator_step(real) or {})
         if self.is_generator_turn():
             logs.update(self.generator_step(real) or {})
             self.count_gen_step()
         self.batch_step_buf += 1
-        self.log_train(logs)
+        return logs
+
+    def step_done(self) -> bool:
+        """True when the rest of a :class:`BatchGroup` must not be trained on (default: the run is over)."""
+        return self._is_last_step()
 
     def log_train(self, logs: Dict[str, Tensor]) -> None:
-        """Log scalars every ``trainer.log_every_n_steps`` batches and stop on non-finite losses or parameters.
+        """Log scalars every ``trainer.log_every_n_steps`` training steps (Lightning writes logs on that cadence)
+        and stop on non-finite losses or parameters.
 
         The check runs where the values are logged, so a divergence is caught within ``log_every_n_steps``
-        batches, without a device sync on every step. Under DDP the ranks agree on the verdict (any rank's NaN
+        steps, without a device sync on every step. Under DDP the ranks agree on the verdict (any rank's NaN
         stops all of them). A ``divergence_handler`` (set by :class:`callbacks.DivergenceRollback`) may roll the
         run back to its last good checkpoint instead of stopping it.
         """
-        if self.batch_step % self._log_every() != 0 and not self._is_last_step():
+        if self._steps % self._log_every() != 0 and not self._is_last_step():
             return
         values = {k: (v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))) for k, v in logs.items()}
         problem = self._first_non_finite(values)
@@ -243,13 +278,14 @@ class GANModule(pl.LightningModule):
         return self.all_gather(x).reshape(-1, *x.shape[1:])
 
     def will_log(self) -> bool:
-        """True when this ``training_step``'s logs will be written by :meth:`log_train` (call it before
-        ``batch_step`` is incremented), so values computed only to be logged can be skipped on other batches."""
+        """True when the values of the batch being trained on will be written by :meth:`log_train` (call it
+        before ``batch_step`` is incremented), so values computed only to be logged can be skipped on other
+        batches: the last batch of a logging step, or the run's last batch."""
         if self._trainer is None:
             return True
         last = self.max_gen_steps is not None and (
             self.gen_step + int(self.is_generator_turn()) >= self.max_gen_steps)
-        return (self.batch_step + 1) % self._log_every() == 0 or last
+        return last or (self._final_batch and (self._steps + 1) % self._log_every() == 0)
 
     def _log_every(self) -> int:
         """The Trainer's ``log_every_n_steps`` (1 without a Trainer)."""
@@ -274,6 +310,13 @@ class GANModule(pl.LightningModule):
 
     def _is_last_step(self) -> bool:
         return self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> Optional[int]:
+        """Train nothing when the run is already over (a finished run started again from its ``last.ckpt``)."""
+        if self._is_last_step():
+            self.trainer.should_stop = True
+            return -1
+        return None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps:

@@ -351,10 +351,10 @@ class DualFlowGAN(GANModule):
 
     # ------------------------------------------------------------------ DDP
     # ------------------------------------------------------------------ one step of the dual flow
-    def training_step(self, batch, batch_idx: int):
-        logs = self.flow_step(self.real_from_batch(batch))
+    def train_batch(self, real: Tensor) -> Dict[str, Tensor]:
+        logs = self.flow_step(real)
         self.batch_step_buf += 1
-        self.log_train(logs)
+        return logs
 
     def flow_step(self, real: Tensor, z: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """One step n → n+1 of the chosen scheme (simultaneous: both players see (θ_n, D_n)); see module doc.

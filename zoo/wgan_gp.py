@@ -41,6 +41,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from callbacks._util import EveryNGenSteps, gen_step_of
 from zoo import nets
 from zoo.base import GANModule
 from zoo.errors import ConfigError
@@ -414,7 +415,7 @@ def report_png(rep: CongestionReport, title: str = "") -> Optional[bytes]:
     return buf.getvalue()
 
 
-class CongestionMonitor(pl.Callback):
+class CongestionMonitor(EveryNGenSteps, pl.Callback):
     """Log the congested-transport reading of a :class:`WGANGP` every ``every_n_gen_steps`` and at the end.
 
     Logs ``congestion/cost``, ``congestion/objective``, ``congestion/w1``, ``congestion/penalty``; for 2-D data
@@ -437,8 +438,8 @@ class CongestionMonitor(pl.Callback):
     def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from callbacks._util import atomic_write_bytes, log_eval, run_dir
 
-        step = int(getattr(pl_module, "gen_step", trainer.global_step))
-        self._last = step
+        step = gen_step_of(pl_module, trainer)
+        self.mark(pl_module, trainer)
         if not trainer.is_global_zero or not hasattr(pl_module, "congestion_report"):
             return
         rep = pl_module.congestion_report(n=self.n_samples, grid=self.grid, seed=self.seed)
@@ -448,21 +449,6 @@ class CongestionMonitor(pl.Callback):
         if png is not None:
             self.last_path = run_dir(trainer) / "plots" / f"congestion_gen{step:07d}.png"
             atomic_write_bytes(self.last_path, png)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = int(getattr(pl_module, "gen_step", trainer.global_step))
-        if self.every_n_gen_steps > 0 and step > 0 and step % self.every_n_gen_steps == 0 and step != self._last:
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self._last != int(getattr(pl_module, "gen_step", trainer.global_step)):
-            self._run(trainer, pl_module)
-
-    def state_dict(self):
-        return {"last": self._last}
-
-    def load_state_dict(self, state):
-        self._last = int(state.get("last", -1))
 
 
 # ---------------------------------------------------------------------------- a critic alone on fixed μ, ν
