@@ -388,6 +388,10 @@ class SRGAN(SNGAN):
         sr_layers: ``conv`` (spectrally normalised convs only, as the original) or ``all`` (also linear layers;
             use it for MLP discriminators, which have no conv).
         sr_power_iterations: power iterations that refresh the SN vectors after a rewrite.
+        sr_start: generator step from which SR runs (0: from the start, as the official CIFAR-10 code). The
+            official ImageNet workflow trains plain SN-GAN and resumes its snapshot with SR on (dynamic: the
+            reference spectrum is the one at the first SR call, so a later start takes a trained spectrum as
+            the floor instead of the random initialisation's).
     """
 
     def __init__(
@@ -409,6 +413,7 @@ class SRGAN(SNGAN):
         sr_every: int = 5,
         sr_layers: str = "conv",
         sr_power_iterations: int = 1,
+        sr_start: int = 0,
         data_shape: Optional[Sequence[int]] = None,
         max_gen_steps: Optional[int] = None,
     ):
@@ -420,6 +425,8 @@ class SRGAN(SNGAN):
             raise ConfigError(f"sr_fraction must be in [0, 1], got {sr_fraction}")
         if sr_every < 1:
             raise ConfigError(f"sr_every must be >= 1, got {sr_every}")
+        if sr_start < 0:
+            raise ConfigError(f"sr_start must be >= 0, got {sr_start}")
         super().__init__(latent_dim=latent_dim, arch=arch, hidden=hidden, g_channels=g_channels,
                          d_channels=d_channels, loss=loss, lr_g=lr_g, lr_d=lr_d, betas=betas, n_dis=n_dis,
                          power_iterations=power_iterations, lr_decay=lr_decay, data_shape=data_shape,
@@ -437,8 +444,10 @@ class SRGAN(SNGAN):
                 f"{self.hparams.arch} discriminator: use sr_layers=all for MLP discriminators")
 
     def sr_due(self) -> bool:
-        """True while the current generator iteration is a multiple of ``sr_every`` (official cadence)."""
-        return self.gen_step % int(self.hparams.sr_every) == 0
+        """True while the current generator iteration t is a multiple of ``sr_every`` (official cadence) and
+        t ≥ ``sr_start``."""
+        t = self.gen_step
+        return t >= int(self.hparams.get("sr_start", 0)) and t % int(self.hparams.sr_every) == 0
 
     def after_discriminator_step(self) -> Optional[Dict[str, Tensor]]:
         if not self.sr_due():
