@@ -219,6 +219,8 @@ def test_config_errors():
         SNGAN(loss="wasserstein")
     with pytest.raises(ConfigError):
         SNGAN(n_dis=0)
+    with pytest.raises(ConfigError, match="sr_start"):
+        SRGAN(sr_start=-1)
     m = SRGAN(data_shape=(2,), arch="mlp", latent_dim=2)  # sr_layers=conv on an MLP: nothing to regularize
     with pytest.raises(ConfigError):
         m.ensure_built()
@@ -234,8 +236,10 @@ def test_every_discriminator_layer_is_spectrally_normalised(arch, shape):
     assert x.shape == (3, *shape) and float(x.abs().max()) <= 1.0
 
 
-def test_official_cadence_counts_sr_calls():
-    """n_dis = 2, sr_every = 5, 11 generator steps: SR after each D step of G iterations 0, 5, 10 → 6 calls."""
+@pytest.mark.parametrize("sr_start,calls", [(0, 6), (5, 4), (6, 2)])
+def test_official_cadence_counts_sr_calls(sr_start, calls):
+    """n_dis = 2, sr_every = 5, 11 generator steps: SR after each D step of G iterations 0, 5, 10 → 6 calls;
+    from G iteration 5 on: 5, 10 → 4 calls; from 6 on: 10 → 2 calls."""
     import pytorch_lightning as pl
 
     from datamodules import Synthetic2D
@@ -243,12 +247,12 @@ def test_official_cadence_counts_sr_calls():
     os.environ.setdefault("WANDB_MODE", "disabled")
     pl.seed_everything(0, verbose=False)
     model = SRGAN(latent_dim=2, arch="mlp", hidden=(16, 16), n_dis=2, sr_every=5, sr_layers="all",
-                  sr_mode="static", max_gen_steps=11)
+                  sr_mode="static", max_gen_steps=11, sr_start=sr_start)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, datamodule=Synthetic2D(name="grid25", n_samples=4096, val_samples=256, batch_size=64))
     assert model.gen_step == 11
-    assert model.sr_calls == 6
+    assert model.sr_calls == calls
     # after training, the last rewrite (G iteration 10) left every regularized layer with the static spectrum,
     # and no D step came after it
     for name, mod in regularizable_layers(model.discriminator, "all").items():
