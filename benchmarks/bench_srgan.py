@@ -6,8 +6,7 @@
 Both modules get identical initial weights; each timed unit is one SR cadence: 5 generator iterations
 (n_dis = 5 → 25 discriminator steps + 5 generator steps), starting at a generator step divisible by 5, so SR-GAN
 runs its rewrite after each of the 5 D steps of the first iteration, exactly as in training. The module's own
-``discriminator_step`` / ``generator_step`` run (Lightning's optimizer plumbing replaced by plain Adam and
-``backward``). A/B interleaved in one process (order alternating per repetition), one thread, after a warm-up
+``train_batch`` runs (Lightning's optimizer plumbing replaced by plain Adam and ``backward``). A/B interleaved in one process (order alternating per repetition), one thread, after a warm-up
 step each; reported: median cadence time of each and the ratio of medians, plus the time of one SR call.
 A small batch makes the ratio pessimistic: the rewrite's cost does not depend on the batch size.
 """
@@ -47,11 +46,7 @@ def cadence(m, real: torch.Tensor) -> float:
     assert m.gen_step % 5 == 0
     t0 = time.perf_counter()
     for _ in range(5 * m.n_dis):
-        m.discriminator_step(real)
-        if m.is_generator_turn():
-            m.generator_step(real)
-            m.count_gen_step()
-        m.batch_step_buf += 1
+        m.train_batch(real)
     return time.perf_counter() - t0
 
 

@@ -1,6 +1,6 @@
 """SN-GAN's spectral collapse vs SR-GAN (static / dynamic compensation) on stacked digits, over seeds.
 
-    python experiments/srgan_collapse.py                     # the committed run (docs/results/srgan/): 3 methods x 3 seeds
+    python experiments/srgan_collapse.py                     # the committed run (docs/results/srgan/): 4 arms x 3 seeds
     python experiments/srgan_collapse.py --jobs 2            # the same, two runs at a time (one thread each)
     python experiments/srgan_collapse.py --methods sngan --seeds 3 4 --tag more   # more seeds, merged below
     python experiments/srgan_collapse.py --merge             # only rebuild table + figures from <out>/runs/*.json
@@ -8,7 +8,11 @@
 The configuration (the defaults) is SN-GAN's setting E of the SR-GAN paper with n_dis = 1 (srgan.md §2-3:
 Adam lr 1e-3, β = (0.5, 0.999); few discriminator channels; n_dis = 1), on ``StackedDigits`` (three independent
 8×8 digits as channels, 1000 modes): the SN-GAN "standard CNN" with D base width 8 (D = 3→8 conv3, 8→8 conv4/2,
-8→16 conv3, linear), G base width 32, z = 32, hinge loss, batch 128, 20,000 generator steps.
+8→16 conv3, linear), G base width 32, z = 32, hinge loss, batch 128, 20,000 generator steps. Arms: ``sngan``;
+``srgan_static`` (official CIFAR-10 code: static compensation, fraction ½, from step 0); ``srgan_dynamic`` (the
+zoo's default start: dynamic compensation from step 0, so the reference spectrum is the random initialisation's);
+``srgan_dynamic_late`` (the official ImageNet workflow: SN-GAN's run resumed with dynamic SR at ``--late-start``;
+with the same seed it is SN-GAN's run bit for bit until then, and the reference is SN-GAN's spectrum there).
 
 Each (method, seed) trains on the CPU with one thread, through the module's own ``discriminator_step`` /
 ``generator_step`` (``train_plain``: the zoo's default loop without Lightning's per-batch machinery, which would
@@ -55,10 +59,12 @@ import torch  # noqa: E402
 
 METHODS: Dict[str, dict] = {
     "sngan": {},
-    "srgan_static": {"sr_mode": "static"},
-    "srgan_dynamic": {"sr_mode": "dynamic"},
-}
-COLORS = {"sngan": "tab:red", "srgan_static": "tab:blue", "srgan_dynamic": "tab:green"}
+    "srgan_static": {"sr_mode": "static"},                          # official CIFAR-10 code: SR from step 0
+    "srgan_dynamic": {"sr_mode": "dynamic"},                        # the zoo's default: reference = initial spectrum
+    "srgan_dynamic_late": {"sr_mode": "dynamic", "late": True},     # official ImageNet workflow: SN-GAN's snapshot
+}                                                                   # at --late-start resumed with SR on
+COLORS = {"sngan": "tab:red", "srgan_static": "tab:blue", "srgan_dynamic": "tab:green",
+          "srgan_dynamic_late": "tab:purple"}
 WARMUP_STEPS = 2000  # evaluations before this step are left out of the frac/modes correlation
 
 
@@ -87,9 +93,9 @@ class StackedEvaluator:
 
 
 def train_plain(model, dm, steps: int, seed: int, on_eval, every: int) -> None:
-    """The zoo's default training loop (``GANModule.training_step``) without a Lightning Trainer: one fresh real
-    batch (uniform with replacement from the fixed training set) per discriminator step, the module's own
-    ``discriminator_step`` / ``generator_step`` with the optimizers of its ``configure_optimizers`` and plain
+    """The zoo's default training loop without a Lightning Trainer: one fresh real batch (uniform with replacement
+    from the fixed training set) per :meth:`zoo.GANModule.train_batch` (a discriminator step; a generator step
+    every ``n_dis``-th batch), with the optimizers of the module's ``configure_optimizers`` and plain
     ``backward``; ``on_eval(model)`` at step 0, every ``every`` generator steps and at the end."""
     dm.setup("fit")
     ds = dm.train_set
@@ -102,16 +108,13 @@ def train_plain(model, dm, steps: int, seed: int, on_eval, every: int) -> None:
     on_eval(model)
     while model.gen_step < steps:
         idx = torch.randint(len(ds), (dm.batch_size,), generator=g).tolist()
-        real = model.real_from_batch(ds.__getitems__(idx))
-        logs = model.discriminator_step(real)
-        if model.is_generator_turn():
-            logs.update(model.generator_step(real))
-            model.count_gen_step()
+        before = model.gen_step
+        logs = model.train_batch(model.real_from_batch(ds.__getitems__(idx)))
+        if model.gen_step > before:
             if not all(bool(torch.isfinite(v).all()) for v in logs.values()):
                 raise FloatingPointError(f"non-finite loss at gen_step {model.gen_step}: {logs}")
             if model.gen_step % every == 0 or model.gen_step == steps:
                 on_eval(model)
-        model.batch_step_buf += 1
 
 
 def build(method: str, args):
@@ -122,8 +125,10 @@ def build(method: str, args):
               max_gen_steps=args.steps)
     if method == "sngan":
         return SNGAN(**kw)
-    return SRGAN(**kw, sr_every=args.sr_every, sr_fraction=args.sr_fraction, sr_start=args.sr_start,
-                 sr_layers="conv", **METHODS[method])
+    extra = dict(METHODS[method])
+    start = args.late_start if extra.pop("late", False) else args.sr_start
+    return SRGAN(**kw, sr_every=args.sr_every, sr_fraction=args.sr_fraction, sr_start=start, sr_layers="conv",
+                 **extra)
 
 
 def run_one(method: str, seed: int, args) -> dict:
@@ -191,9 +196,10 @@ def summarize(run: dict, layer: str, window: int) -> dict:
     late = steps >= WARMUP_STEPS
     corr = float(np.corrcoef(frac[late], modes[late])[0, 1]) if late.sum() > 2 and frac[late].std() > 0 else float("nan")
     tail = steps >= steps[-1] * 0.75
-    out = {"method": run["method"], "seed": run["seed"], "peak_modes": int(modes.max()),
-           "peak_step": int(steps[int(modes.argmax())]), "final_modes": int(modes[-1]), "final_fid": float(fid[-1]),
-           "final_kl": float(rows[-1]["kl"]), "best_fid": float(fid.min()), "tail_modes": float(modes[tail].mean()),
+    early = (steps >= steps[-1] / 8) & (steps <= steps[-1] * 3 / 8)
+    out = {"method": run["method"], "seed": run["seed"], "final_modes": int(modes[-1]), "final_fid": float(fid[-1]),
+           "final_kl": float(rows[-1]["kl"]), "best_fid": float(fid.min()), "early_modes": float(modes[early].mean()),
+           "early_fid": float(fid[early].mean()), "tail_modes": float(modes[tail].mean()),
            "tail_fid": float(fid[tail].mean()), "peak_frac": float(frac.max()), "final_frac": float(frac[-1]),
            "flag_step": None if i0 is None else int(steps[i0]), "corr": corr, "wall_s": run["wall_s"],
            "layers_flagged": len(run.get("collapsed_at", {}))}
@@ -219,28 +225,32 @@ def write_table(path: Path, headers: List[str], runs: List[dict], args) -> List[
              f"Layer `{args.layer}` of D is the one analysed. `flag` = first evaluation where SpectralMonitor's "
              f"collapse flag fired on it (frac_above < ½ · its running maximum), `—` = never; before / after = mean "
              f"over the {args.window} evaluations before the flag / from the flag on (every {args.eval_every} "
-             f"generator steps). `tail` = mean over the last quarter of training. FID: shipped digit-CNN features, "
-             f"{runs[0].get('fid_n_real', '?')} held-out real images, {args.eval_samples} samples.", "",
-             "| method | seed | peak modes (step) | final modes | tail modes | final FID | tail FID | best FID | "
-             "frac>0.5 peak → final | flag | modes before → after | FID before → after | frac↔modes r | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"generator steps). `early` = mean over generator steps T/8 … 3T/8, `late` = mean over the last quarter "
+             f"(3T/4 … T), T = the run's last step (means over evaluations, not extremes of a noisy curve). FID: "
+             f"shipped digit-CNN features, {runs[0].get('fid_n_real', '?')} held-out real images, "
+             f"{args.eval_samples} samples.", "",
+             "| method | seed | modes early → late | final modes | FID early → late | final FID | best FID | "
+             "frac>0.5 max → final | flag | modes before → after | FID before → after | frac↔modes r | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sums:
         flag = "—" if s["flag_step"] is None else str(s["flag_step"])
         ba = (f"{s['modes_before']:.0f} → {s['modes_after']:.0f}", f"{s['fid_before']:.0f} → {s['fid_after']:.0f}") \
             if s["flag_step"] is not None else ("–", "–")
-        lines.append(f"| {s['method']} | {s['seed']} | {s['peak_modes']} ({s['peak_step']}) | {s['final_modes']} | "
-                     f"{s['tail_modes']:.0f} | {s['final_fid']:.0f} | {s['tail_fid']:.0f} | {s['best_fid']:.0f} | "
-                     f"{s['peak_frac']:.2f} → {s['final_frac']:.2f} | {flag} | {ba[0]} | {ba[1]} | {s['corr']:.2f} | "
-                     f"{s['wall_s']:.0f} |")
-    lines += ["", "| method | runs | final modes | tail modes | final FID | tail FID | best FID | final KL | "
-              "runs flagged | mean frac↔modes r |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(f"| {s['method']} | {s['seed']} | {s['early_modes']:.0f} → {s['tail_modes']:.0f} | "
+                     f"{s['final_modes']} | {s['early_fid']:.0f} → {s['tail_fid']:.0f} | {s['final_fid']:.0f} | "
+                     f"{s['best_fid']:.0f} | {s['peak_frac']:.2f} → {s['final_frac']:.2f} | {flag} | {ba[0]} | "
+                     f"{ba[1]} | {s['corr']:.2f} | {s['wall_s']:.0f} |")
+    lines += ["", "| method | runs | modes early | modes late | final modes | FID early | FID late | final FID | "
+              "best FID | final KL | runs flagged | mean frac↔modes r |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in dict.fromkeys(s["method"] for s in sums):
         ss = [s for s in sums if s["method"] == m]
-        lines.append(f"| {m} | {len(ss)} | {_ms([s['final_modes'] for s in ss])} | {_ms([s['tail_modes'] for s in ss])}"
-                     f" | {_ms([s['final_fid'] for s in ss])} | {_ms([s['tail_fid'] for s in ss])} | "
-                     f"{_ms([s['best_fid'] for s in ss])} | {np.mean([s['final_kl'] for s in ss]):.3f} | "
-                     f"{sum(s['flag_step'] is not None for s in ss)}/{len(ss)} | "
-                     f"{np.nanmean([s['corr'] for s in ss]):.2f} |")
+        lines.append(f"| {m} | {len(ss)} | {_ms([s['early_modes'] for s in ss])} | "
+                     f"{_ms([s['tail_modes'] for s in ss])} | {_ms([s['final_modes'] for s in ss])} | "
+                     f"{_ms([s['early_fid'] for s in ss])} | {_ms([s['tail_fid'] for s in ss])} | "
+                     f"{_ms([s['final_fid'] for s in ss])} | {_ms([s['best_fid'] for s in ss])} | "
+                     f"{np.mean([s['final_kl'] for s in ss]):.3f} | {sum(s['flag_step'] is not None for s in ss)}/"
+                     f"{len(ss)} | {np.nanmean([s['corr'] for s in ss]):.2f} |")
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return sums
@@ -274,7 +284,8 @@ def plot(out: Path, runs: List[dict], layer: str) -> None:
 
     methods = list(dict.fromkeys(r["method"] for r in runs))
     seeds = sorted({r["seed"] for r in runs})
-    fig, axes = plt.subplots(len(methods), len(seeds), figsize=(3.6 * len(seeds), 2.8 * len(methods)), squeeze=False)
+    fig, axes = plt.subplots(len(methods), len(seeds), figsize=(3.6 * len(seeds) + 1.2, 2.6 * len(methods)),
+                             squeeze=False, constrained_layout=True)
     for i, m in enumerate(methods):
         for j, sd in enumerate(seeds):
             ax = axes[i][j]
@@ -318,6 +329,8 @@ def main() -> None:
     p.add_argument("--sr-every", type=int, default=5)
     p.add_argument("--sr-fraction", type=float, default=0.5)
     p.add_argument("--sr-start", type=int, default=0, help="generator step from which SR-GAN rewrites D")
+    p.add_argument("--late-start", type=int, default=4000,
+                   help="sr_start of srgan_dynamic_late: until then the run is SN-GAN's, bit for bit (same seed)")
     p.add_argument("--layer", default="4", help="D layer analysed (index in the standard-CNN Sequential)")
     p.add_argument("--window", type=int, default=3, help="evaluations averaged before / after a flag")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")

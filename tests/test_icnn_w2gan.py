@@ -28,12 +28,7 @@ def _run_steps(model, real_fn, n_batches):
     model.manual_backward = lambda loss: loss.backward()
     logs = {}
     for _ in range(n_batches):
-        real = real_fn()
-        logs = dict(model.discriminator_step(real))
-        if model.is_generator_turn():
-            logs.update(model.generator_step(real))
-            model.count_gen_step()
-        model.batch_step_buf += 1
+        logs = model.train_batch(real_fn())
     return logs
 
 

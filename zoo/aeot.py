@@ -187,7 +187,7 @@ class AEOT(GANModule):
         else:
             logs = {}
             self.trainer.should_stop = True
-        self.batch_step_buf += 1
+        self.count_batch()
         return logs
 
     def step_done(self) -> bool:

@@ -353,7 +353,7 @@ class DualFlowGAN(GANModule):
     # ------------------------------------------------------------------ one step of the dual flow
     def train_batch(self, real: Tensor) -> Dict[str, Tensor]:
         logs = self.flow_step(real)
-        self.batch_step_buf += 1
+        self.count_batch()
         return logs
 
     def flow_step(self, real: Tensor, z: Optional[Tensor] = None) -> Dict[str, Tensor]:
