@@ -75,6 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from _common import LOG_EVERY_N_STEPS, Clock, METHODS, build, header, iqr, med, md_table, trainer
+from datamodules.base import BatchGroup
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*`training_step` returned `None`.*")
@@ -83,6 +84,16 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lig
 
 
 # =========================================================================================== plain loops
+def plain_loader(dm):
+    """The datamodule's training DataLoader with one batch per item (``batches_per_step`` = 1), whatever the
+    module's fit uses: a plain loop fetches batch by batch."""
+    k, dm.batches_per_step = dm.batches_per_step, 1
+    try:
+        return dm.train_dataloader()
+    finally:
+        dm.batches_per_step = k
+
+
 class PlainLoop:
     """The method's arithmetic without Lightning. ``one_batch(real)`` consumes one real batch exactly as the
     module's ``training_step`` does (a discriminator step, and a generator step every ``n_dis``-th batch)."""
@@ -100,7 +111,7 @@ class PlainLoop:
         self.latent_dim = int(module.hparams["latent_dim"])
         self.shape = tuple(module.data_shape)
         self.device = torch.device("cpu")
-        self.loader = dm.train_dataloader()
+        self.loader = plain_loader(dm)
         self._it = iter(self.loader)
         self.batch_step = 0
         self.gen_step = 0
@@ -373,13 +384,14 @@ PLAIN = {"vanilla": PlainVanilla, "wgan_gp": PlainWGANGP, "sngan": PlainSNGAN, "
 
 #: model init_args overriding the ring8 configs (``--hidden``: wider MLPs, to show the overhead is per batch)
 OVERRIDES: Dict[str, object] = {}
+DATA_OVERRIDES: Dict[str, object] = {}  # --batches-per-step
 
 
 def make(method: str, seed: int = 0):
     """(module, datamodule) with networks built; no step limit (AE-OT: its OT stage never starts)."""
     over = {"max_gen_steps": 10**9} if method == "aeot" else {"max_gen_steps": None}
     over.update(OVERRIDES)
-    model, dm, _ = build(method, seed=seed, **over)
+    model, dm, _ = build(method, seed=seed, data_overrides=DATA_OVERRIDES, **over)
     dm.setup("fit")
     return model, dm
 
@@ -387,7 +399,8 @@ def make(method: str, seed: int = 0):
 # =========================================================================================== A/B timing
 class ABTimer(pl.Callback):
     """Alternates blocks of ``block`` generator steps of the Lightning fit (A) and of the plain loop (B) in the
-    order A B B A A B B A … and records the wall / CPU seconds of each block."""
+    order A B B A A B B A … and records the wall / CPU seconds of each block (an A block ends at the first step
+    boundary past ``block`` generator steps — later when batches are grouped — and is scaled to ``block`` steps)."""
 
     def __init__(self, plain: PlainLoop, block: int, warmup_pairs: int, budget_s: float, max_pairs: int,
                  min_pairs: int):
@@ -414,10 +427,11 @@ class ABTimer(pl.Callback):
         self.b.append((time.perf_counter() - w, time.process_time() - c))
 
     def on_train_batch_end(self, trainer, m, outputs, batch, batch_idx):
-        if self.gen_step(m) - self.g0 < self.block:
+        steps = self.gen_step(m) - self.g0
+        if steps < self.block:
             return
-        w, c = time.perf_counter(), time.process_time()  # end of A block k
-        self.a.append((w - self.w, c - self.c))
+        w, c = time.perf_counter(), time.process_time()  # end of A block k (≥ block steps: batches may be grouped)
+        self.a.append(((w - self.w) * self.block / steps, (c - self.c) * self.block / steps))
         k = self.n_a
         self.n_a += 1
         # order A0 B0 B1 A1 A2 B2 B3 A3 …: after an even-numbered A block run two B blocks, after an odd one none
@@ -466,7 +480,9 @@ def ab_run(method: str, logger_kind: str, block: int, budget_s: float, max_pairs
     callbacks = extra + [ab]
     with tempfile.TemporaryDirectory() as root:
         logger = pl.loggers.CSVLogger(root, name="bench") if logger_kind == "csv" else False
-        tr = trainer(callbacks, logger=logger, root=root)
+        # a log row every LOG_EVERY_N_STEPS batches, as train.py with the configs (log_every_n_steps counts steps)
+        tr = trainer(callbacks, logger=logger, root=root,
+                     log_every_n_steps=max(1, LOG_EVERY_N_STEPS // dm.batches_per_step))
         with Clock() as clk:
             tr.fit(model, datamodule=dm)
     n = min(len(ab.a), len(ab.b))
@@ -549,8 +565,8 @@ class Recorder(pl.Callback):
     def __init__(self, n_batches: int):
         self.n, self.batches, self.states = n_batches, [], []
 
-    def on_train_batch_start(self, trainer, m, batch, batch_idx):
-        self.batches.append(batch.clone())
+    def on_train_batch_start(self, trainer, m, batch, batch_idx):  # a batch, or a group of batches
+        self.batches.append([b.clone() for b in batch] if isinstance(batch, BatchGroup) else [batch.clone()])
         self.states.append(torch.get_rng_state())
 
     def on_train_batch_end(self, trainer, m, outputs, batch, batch_idx):
@@ -567,16 +583,17 @@ def check_equivalence(method: str, n_batches: int, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as root:
         trainer([rec], root=root).fit(model, datamodule=dm)
     rng = torch.get_rng_state()
-    for real, state in zip(rec.batches, rec.states):
+    for group, state in zip(rec.batches, rec.states):
         torch.set_rng_state(state)
-        plain.one_batch(real)
+        for real in group:
+            plain.one_batch(real)
     torch.set_rng_state(rng)
     skip = ("gen_step_buf", "batch_step_buf")
     a, b = model.state_dict(), plain.twin.state_dict()
     diffs = {k: float((a[k].double() - b[k].double()).abs().max()) for k in a
              if k not in skip and a[k].is_floating_point() and a[k].numel() and a[k].shape == b[k].shape}
     worst = max(diffs, key=diffs.get) if diffs else None
-    return {"method": method, "batches": len(rec.batches), "tensors": len(diffs),
+    return {"method": method, "batches": sum(map(len, rec.batches)), "tensors": len(diffs),
             "max_abs_diff": diffs[worst] if worst else float("nan"), "worst": worst,
             "gen_steps": (model.gen_step, plain.gen_step)}
 
@@ -724,12 +741,12 @@ class _Probe(pl.Callback):
         o["zoo: is_generator_turn()"] = _per_call(m.is_generator_turn, n)
         o["zoo: self.gen_step (int of a buffer)"] = _per_call(lambda: m.gen_step, n)
         buf = m.gen_step_buf.clone()
-        o["zoo: count_gen_step() (buffer += 1)"] = _per_call(m.count_gen_step, n)
+        o["zoo: count_gen_step()"] = _per_call(m.count_gen_step, n)
         m.gen_step_buf.copy_(buf)
         bs = m.batch_step_buf.clone()
         m.batch_step_buf.fill_(int(bs) + 1 if (int(bs) + 1) % LOG_EVERY_N_STEPS else int(bs) + 2)  # a non-logging batch
         o["zoo: log_train(logs) on a non-logging batch"] = _per_call(lambda: m.log_train({}), n)
-        o["zoo: batch_step_buf += 1"] = _per_call(lambda: m.batch_step_buf.add_(1), n)
+        o["zoo: count_batch()"] = _per_call(m.count_batch, n)
         m.batch_step_buf.fill_(LOG_EVERY_N_STEPS * (int(bs) // LOG_EVERY_N_STEPS + 1))  # a logging batch
         logs = {"loss/d": torch.tensor(0.5), "loss/g": torch.tensor(0.7)}
         o["zoo+Lightning: log_train(2 losses) on a logging batch (1 in 50)"] = _per_call(lambda: m.log_train(logs), 300)
@@ -827,7 +844,7 @@ def profile(method: str, batches: int, cprofile: bool = True) -> dict:
     bwd_oh = o["Lightning: self.manual_backward(loss) (same graph)"] - o["plain: loss.backward() (one-scalar graph)"]
     loop_oh = med(loop_a) - med(loop_b)
     zoo_oh = (o["zoo: is_generator_turn()"] + o["zoo: log_train(logs) on a non-logging batch"]
-              + o["zoo: batch_step_buf += 1"]) * per_gen["batches"] + o["zoo: count_gen_step() (buffer += 1)"]
+              + o["zoo: count_batch()"]) * per_gen["batches"] + o["zoo: count_gen_step()"]
     log_oh = o["zoo+Lightning: log_train(2 losses) on a logging batch (1 in 50)"] / 50 * per_gen["batches"]
     pred = {"Lightning loop (per batch × batches)": loop_oh * per_gen["batches"],
             "LightningOptimizer.step plumbing": opt_oh * per_gen["optimizer steps"],
@@ -918,12 +935,17 @@ def main() -> None:
                    help=f"only measure the plain loop with / without {NVML_ENV}=1 (set by importing Lightning)")
     p.add_argument("--hidden", nargs="+", type=int, default=None,
                    help="override the MLP widths of every method's config (e.g. 512 512 512)")
+    p.add_argument("--batches-per-step", type=int, default=None,
+                   help="the module's datamodule hands K batches to each training step (default: the config's); "
+                        "the plain loop always fetches batch by batch")
     p.add_argument("--quick", action="store_true", help="smoke run: vanilla + aeot, tiny budgets, no memory")
     p.add_argument("--json", default=None, help="also write all results as JSON to this file")
     a = p.parse_args()
     _common.setup(1)
     if a.hidden:
         OVERRIDES["hidden"] = list(a.hidden)
+    if a.batches_per_step is not None:
+        DATA_OVERRIDES["batches_per_step"] = int(a.batches_per_step)
     if a.memory_child:
         print(json.dumps(memory_child(a.memory_child, a.memory_steps)))
         return
