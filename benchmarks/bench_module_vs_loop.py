@@ -387,6 +387,12 @@ OVERRIDES: Dict[str, object] = {}
 DATA_OVERRIDES: Dict[str, object] = {}  # --batches-per-step
 
 
+def fit_trainer(dm, callbacks, **kw):
+    """The benchmark Trainer for ``dm``: a log row every LOG_EVERY_N_STEPS batches, as train.py with the configs
+    (``log_every_n_steps`` counts training steps, each of ``dm.batches_per_step`` batches)."""
+    return trainer(callbacks, log_every_n_steps=max(1, LOG_EVERY_N_STEPS // dm.batches_per_step), **kw)
+
+
 def make(method: str, seed: int = 0):
     """(module, datamodule) with networks built; no step limit (AE-OT: its OT stage never starts)."""
     over = {"max_gen_steps": 10**9} if method == "aeot" else {"max_gen_steps": None}
@@ -466,7 +472,12 @@ class PlainStep(pl.Callback):
 
     def on_train_start(self, trainer, m):
         inner = PLAIN[self.method](m, self.dm, shared_optimizers=list(trainer.optimizers))
-        m.training_step = lambda batch, batch_idx: inner.one_batch(m.real_from_batch(batch))
+
+        def training_step(batch, batch_idx):  # every batch of a group, as the module's training_step
+            for b in batch if isinstance(batch, BatchGroup) else (batch,):
+                inner.one_batch(m.real_from_batch(b))
+
+        m.training_step = training_step
         self.ab.gen_step = lambda _m: inner.gen_step
         self.ab.g0 = 0
 
@@ -480,9 +491,7 @@ def ab_run(method: str, logger_kind: str, block: int, budget_s: float, max_pairs
     callbacks = extra + [ab]
     with tempfile.TemporaryDirectory() as root:
         logger = pl.loggers.CSVLogger(root, name="bench") if logger_kind == "csv" else False
-        # a log row every LOG_EVERY_N_STEPS batches, as train.py with the configs (log_every_n_steps counts steps)
-        tr = trainer(callbacks, logger=logger, root=root,
-                     log_every_n_steps=max(1, LOG_EVERY_N_STEPS // dm.batches_per_step))
+        tr = fit_trainer(dm, callbacks, logger=logger, root=root)
         with Clock() as clk:
             tr.fit(model, datamodule=dm)
     n = min(len(ab.a), len(ab.b))
@@ -694,7 +703,7 @@ class _Probe(pl.Callback):
 
     def __init__(self, at_batch: int):
         self.at, self.out, self.n = at_batch, {}, 0
-        self.counts = {"optimizer steps": 0, "manual_backward calls": 0, "batches": 0}
+        self.counts = {"optimizer steps": 0, "manual_backward calls": 0, "Lightning steps": 0}
 
     def on_train_start(self, trainer, m):
         from pytorch_lightning.core.optimizer import LightningOptimizer
@@ -712,15 +721,16 @@ class _Probe(pl.Callback):
         self._restore = (LightningOptimizer, step)
         LightningOptimizer.step = counted_step
         m.manual_backward = counted_bwd
-        self.g0 = m.gen_step
+        self.g0, self.b0 = m.gen_step, m.batch_step
 
     def on_train_end(self, trainer, m):
         cls, step = self._restore
         cls.step = step
         self.counts["gen steps"] = m.gen_step - self.g0
+        self.counts["batches"] = m.batch_step - self.b0
 
     def on_train_batch_end(self, trainer, m, outputs, batch, batch_idx):
-        self.counts["batches"] += 1
+        self.counts["Lightning steps"] += 1
         self.n += 1
         if self.n != self.at:
             return
@@ -735,7 +745,7 @@ class _Probe(pl.Callback):
         o["plain: optimizer.step() (SGD, lr 0, one scalar)"] = _per_call(lambda: raw.step(), n)
         o["Lightning: LightningOptimizer.step() (same optimizer)"] = _per_call(lambda: step(lopt), n)
         o["plain: loss.backward() (one-scalar graph)"] = _per_call(lambda: (x * 2).sum().backward(), n)
-        o["Lightning: self.manual_backward(loss) (same graph)"] = _per_call(
+        o["module: self.manual_backward(loss) (same graph)"] = _per_call(
             lambda: m.__class__.manual_backward(m, (x * 2).sum()), n)
         o["Lightning: self.optimizers()"] = _per_call(m.optimizers, n)
         o["zoo: is_generator_turn()"] = _per_call(m.is_generator_turn, n)
@@ -743,14 +753,15 @@ class _Probe(pl.Callback):
         buf = m.gen_step_buf.clone()
         o["zoo: count_gen_step()"] = _per_call(m.count_gen_step, n)
         m.gen_step_buf.copy_(buf)
-        bs = m.batch_step_buf.clone()
-        m.batch_step_buf.fill_(int(bs) + 1 if (int(bs) + 1) % LOG_EVERY_N_STEPS else int(bs) + 2)  # a non-logging batch
-        o["zoo: log_train(logs) on a non-logging batch"] = _per_call(lambda: m.log_train({}), n)
+        bs, steps, every = m.batch_step_buf.clone(), m._steps, trainer.log_every_n_steps
+        m._steps = every * (steps // every) + 1  # a training step that does not log
+        o["zoo: log_train(logs) on a non-logging step"] = _per_call(lambda: m.log_train({}), n)
         o["zoo: count_batch()"] = _per_call(m.count_batch, n)
-        m.batch_step_buf.fill_(LOG_EVERY_N_STEPS * (int(bs) // LOG_EVERY_N_STEPS + 1))  # a logging batch
+        m._steps = every * (steps // every + 1)  # a logging step
         logs = {"loss/d": torch.tensor(0.5), "loss/g": torch.tensor(0.7)}
-        o["zoo+Lightning: log_train(2 losses) on a logging batch (1 in 50)"] = _per_call(lambda: m.log_train(logs), 300)
+        o["zoo+Lightning: log_train(2 losses) on a logging step"] = _per_call(lambda: m.log_train(logs), 300)
         m.batch_step_buf.copy_(bs)
+        m._steps = steps
         ld = int(m.hparams.get("latent_dim", 2))
         o["zoo: sample_latent(256)"] = _per_call(lambda: m.sample_latent(256), n)
         o["plain: torch.randn(256, latent_dim)"] = _per_call(lambda: torch.randn(256, ld), n)
@@ -822,15 +833,15 @@ def profile(method: str, batches: int, cprofile: bool = True) -> dict:
                 it = iter(dm.train_dataloader())
         loop_b.append((time.process_time() - c) / batches * 1e6)
     res = {"method": method, "null_fit_us": med(loop_a), "dataloader_us": med(loop_b)}
-    print(f"\n[{method}] CPU µs per batch (median of 5 interleaved runs of {batches} batches): Lightning fit with an "
-          f"empty training_step {med(loop_a):.0f}, iterating the plain DataLoader {med(loop_b):.0f}: Lightning's "
-          f"loop costs {med(loop_a) - med(loop_b):.0f} µs per batch", flush=True)
+    print(f"\n[{method}] CPU µs per loader item ({dm.batches_per_step} batch(es); median of 5 interleaved runs of "
+          f"{batches} items): Lightning fit with an empty training_step {med(loop_a):.0f}, iterating the DataLoader "
+          f"{med(loop_b):.0f}: Lightning's loop costs {med(loop_a) - med(loop_b):.0f} µs per training step", flush=True)
 
     # 2. per-call costs and counts inside the method's own fit
     model, dm = make(method)
     probe = _Probe(at_batch=min(60, batches // 2))
     with tempfile.TemporaryDirectory() as root:
-        trainer([probe, _Stop(batches)], root=root).fit(model, datamodule=dm)
+        fit_trainer(dm, [probe, _Stop(batches)], root=root).fit(model, datamodule=dm)
     g = max(1, probe.counts["gen steps"])
     per_gen = {k: v / g for k, v in probe.counts.items() if k != "gen steps"}
     res.update(per_call=probe.out, per_gen_step=per_gen)
@@ -841,18 +852,18 @@ def profile(method: str, batches: int, cprofile: bool = True) -> dict:
     o = probe.out
     opt_oh = (o["Lightning: LightningOptimizer.step() (same optimizer)"]
               - o["plain: optimizer.step() (SGD, lr 0, one scalar)"])
-    bwd_oh = o["Lightning: self.manual_backward(loss) (same graph)"] - o["plain: loss.backward() (one-scalar graph)"]
+    bwd_oh = o["module: self.manual_backward(loss) (same graph)"] - o["plain: loss.backward() (one-scalar graph)"]
     loop_oh = med(loop_a) - med(loop_b)
-    zoo_oh = (o["zoo: is_generator_turn()"] + o["zoo: log_train(logs) on a non-logging batch"]
-              + o["zoo: count_batch()"]) * per_gen["batches"] + o["zoo: count_gen_step()"]
-    log_oh = o["zoo+Lightning: log_train(2 losses) on a logging batch (1 in 50)"] / 50 * per_gen["batches"]
-    pred = {"Lightning loop (per batch × batches)": loop_oh * per_gen["batches"],
+    zoo_oh = ((o["zoo: is_generator_turn()"] + o["zoo: count_batch()"]) * per_gen["batches"]
+              + o["zoo: log_train(logs) on a non-logging step"] * per_gen["Lightning steps"] + o["zoo: count_gen_step()"])
+    log_oh = o["zoo+Lightning: log_train(2 losses) on a logging step"] / LOG_EVERY_N_STEPS * per_gen["batches"]
+    pred = {"Lightning loop (per step × steps)": loop_oh * per_gen["Lightning steps"],
             "LightningOptimizer.step plumbing": opt_oh * per_gen["optimizer steps"],
             "manual_backward plumbing": bwd_oh * per_gen["manual_backward calls"],
             "self.optimizers() calls (≈ one per step function)":
                 o["Lightning: self.optimizers()"] * per_gen["optimizer steps"],
             "zoo counters + log_train check": zoo_oh,
-            "logging batches (amortised, 1 in 50)": log_oh}
+            f"logging steps (amortised, a row per {LOG_EVERY_N_STEPS} batches)": log_oh}
     res["predicted_overhead_us"] = pred
     print(f"[{method}] predicted overhead per generator step (µs CPU): " +
           ", ".join(f"{k} {v:.0f}" for k, v in pred.items()) + f"; total {sum(pred.values()):.0f}", flush=True)
@@ -1014,12 +1025,14 @@ def main() -> None:
         print("\n### Where A − B goes (CPU µs per generator step; overhead model from per-call costs)\n")
         measured = {r["method"]: r["diff_cpu_us"] for r in rows if r["variant"] == "module" and r["logger"] == "none"}
         keys = list(diag[0]["predicted_overhead_us"])
-        dcols = ["method", "batches / opt steps / backwards per gen step"] + keys + ["model total", "measured A − B"]
+        dcols = ["method", "steps / batches / opt steps / backwards per gen step"] + keys + ["model total",
+                                                                                           "measured A − B"]
         drows = []
         for d in diag:
             pg = d["per_gen_step"]
-            row = {"method": d["method"], "batches / opt steps / backwards per gen step":
-                   f"{pg['batches']:.0f} / {pg['optimizer steps']:.0f} / {pg['manual_backward calls']:.0f}"}
+            row = {"method": d["method"], "steps / batches / opt steps / backwards per gen step":
+                   f"{pg['Lightning steps']:.2f} / {pg['batches']:.0f} / {pg['optimizer steps']:.0f} / "
+                   f"{pg['manual_backward calls']:.0f}"}
             row.update({k: f"{v:.0f}" for k, v in d["predicted_overhead_us"].items()})
             row["model total"] = f"{sum(d['predicted_overhead_us'].values()):.0f}"
             row["measured A − B"] = f"{measured.get(d['method'], float('nan')):.0f}"
@@ -1027,7 +1040,7 @@ def main() -> None:
         print(md_table(drows, dcols))
         print("\nper-call CPU µs (first method's fit): "
               + "; ".join(f"{k} {v:.1f}" for k, v in diag[0]["per_call"].items()))
-        print("Lightning loop per batch (empty training_step) − plain DataLoader per batch, CPU µs: " +
+        print("Lightning loop per training step (empty training_step) − plain DataLoader per item, CPU µs: " +
               ", ".join(f"{d['method']} {d['null_fit_us'] - d['dataloader_us']:.0f}" for d in diag))
     if lean:
         print("\n### Values the zoo computes every step but logs 1 batch in 50 (plain loop with / without them)\n")
