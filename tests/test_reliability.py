@@ -96,3 +96,23 @@ def test_rollback_restores_last_good_checkpoint_with_lower_lr(tmp_path, monkeypa
     assert "rolled back to" in err and "last.ckpt (gen_step 10)" in err and "x0.25 (rollback 1/3)" in err
     for opt in cli.trainer.optimizers:  # 2e-4 (VanillaGAN's default lr) x 0.25
         assert all(abs(g["lr"] - 5e-5) < 1e-12 for g in opt.param_groups)
+
+
+def test_parameter_check_names_the_bad_tensor_and_never_false_alarms():
+    """The screening float64 sums: NaN / ±Inf anywhere is found and named; finite float64 values whose sum
+    overflows (1e308 + 1e308) are not a divergence."""
+    torch.manual_seed(0)
+    m = VanillaGAN(data_shape=(2,), hidden=(8,))
+    m.ensure_built()
+    assert m._non_finite_parameter() is None
+    m.register_buffer("huge", torch.full((2,), 1e308, dtype=torch.float64))
+    assert m._non_finite_parameter() is None
+    names = [n for n, _ in m.named_parameters()]
+    with torch.no_grad():
+        dict(m.named_parameters())[names[-1]][0] = float("inf")
+        dict(m.named_parameters())[names[1]].view(-1)[3] = float("-inf")
+    msg = m._non_finite_parameter()
+    assert msg is not None and f"parameter {names[1]}=-inf" in msg  # the first bad tensor in module order
+    with torch.no_grad():
+        dict(m.named_parameters())[names[1]].view(-1)[3] = float("nan")
+    assert f"parameter {names[1]}=nan" in m._non_finite_parameter()
