@@ -11,7 +11,9 @@ the default evaluation callbacks: ``ModeCoverage`` on ring8/grid25 (2,500 sample
 KL; VEEGAN/PacGAN protocol) and ``StackedModeCount`` on stacked digits (26,000 samples, modes of 1000, KL).
 The method configs are ``configs/<method>/<data>.yaml`` except where :data:`CONFIG_PATHS` says otherwise.
 
-``write`` reads the runs' ``results.json`` (and their ``compare.json`` manifests for the budgets), the
+``write`` reads the runs' ``results.json`` (and their ``compare.json`` manifests for the budgets; it saves what it
+read to ``docs/results/reproduction/grid.json`` and reads that record back when the git-ignored run folders are
+gone, e.g. in a fresh clone), the
 machine-readable results the per-method experiments recorded under ``docs/results/`` (JSON, and the Markdown
 tables those scripts generate), the published numbers held below as data (each with its source and the confidence
 label of ``shared/reference/``), and writes the report. It never trains anything.
@@ -27,7 +29,7 @@ import os
 import platform
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -79,6 +81,8 @@ UNSUPPORTED: Dict[Tuple[str, str], str] = {}
 
 RUNS_DIR = ROOT / "runs" / "reproduction"
 DOC = ROOT / "docs" / "REPRODUCTION.md"
+#: the grid's runs as read by the last ``write`` (committed: the run folders are git-ignored and may be gone)
+RECORD = ROOT / "docs" / "results" / "reproduction" / "grid.json"
 REGEN = "python experiments/reproduction.py write"
 RUN_CMD = "OMP_NUM_THREADS=1 python experiments/reproduction.py run"
 
@@ -375,6 +379,35 @@ def grid_budgets(runs_dir: Path) -> Dict[str, str]:
     return out
 
 
+def compare_seconds(runs_dir: Path) -> float:
+    """Seconds of the grid's runs including process start-up and evaluation (``compare.json`` outcomes)."""
+    total = 0.0
+    for d in DATASETS:
+        man = load_json(Path(runs_dir) / d / "compare.json") or {}
+        total += sum(o.get("seconds") or 0.0 for o in man.get("outcomes", []) if isinstance(o, dict))
+    return total
+
+
+def save_record(path: Path, runs: Sequence[Run], budgets: Mapping[str, str], seconds: float) -> None:
+    """Write the grid as ``write`` read it (every run's metrics, steps, wall time, versions, device) to ``path``,
+    atomically, so that the report can be regenerated after the git-ignored run folders are gone."""
+    rows = [{**asdict(r), "path": rel(Path(r.path)) if r.path else ""} for r in runs]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"budgets": dict(budgets), "compare_seconds": seconds, "runs": rows}, indent=1,
+                              sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def load_record(path: Path) -> Tuple[List[Run], Dict[str, str], float]:
+    """The runs, budgets and start-up-inclusive seconds of a grid saved by :func:`save_record`."""
+    rec = load_json(path)
+    if not isinstance(rec, dict):
+        return [], {}, 0.0
+    runs = [Run(**{k: v for k, v in r.items() if k in Run.__dataclass_fields__}) for r in rec.get("runs", [])]
+    return runs, dict(rec.get("budgets") or {}), float(rec.get("compare_seconds") or 0.0)
+
+
 # ============================================================================================ context
 @dataclass
 class Ctx:
@@ -384,6 +417,8 @@ class Ctx:
     runs: List[Run]
     cells: Dict[Tuple[str, str], Cell]
     budgets: Dict[str, str]
+    compare_s: float = 0.0
+    source: str = ""    # where the runs were read from (the run folders, or the committed record)
 
     def cell(self, method: str, data: str) -> Cell:
         return self.cells.get((method, data), Cell([], []))
@@ -475,7 +510,8 @@ def mode_table_section(ctx: Ctx) -> List[str]:
 
 def per_run_section(ctx: Ctx) -> List[str]:
     L = ["## 3. Every run of the grid", "",
-         f"From `{rel(ctx.runs_dir)}/<data>/<method>-<data>-s<seed>/results.json` (git-ignored). Wall time = "
+         f"From `{rel(ctx.runs_dir)}/<data>/<method>-<data>-s<seed>/results.json` (git-ignored; `write` keeps a "
+         f"record of them in `{rel(RECORD)}` and reads it when the run folders are gone). Wall time = "
          "`fit` only (`results.json` `wall_time_s`), one torch thread, on a machine shared with other jobs.", ""]
     head = ["data", "method", "seed", "status", "gen steps", "modes", "HQ %", "KL", "FID", "W2", "wall s"]
     rows = []
@@ -1091,10 +1127,7 @@ def environment(ctx: Ctx) -> List[str]:
     accel = sorted({str(r.device.get("accelerator")) for r in runs if r.device.get("accelerator")})
     dates = sorted(r.finished_at for r in runs if r.finished_at)
     wall = sum(r.wall_s or 0.0 for r in runs)
-    outcomes = 0.0
-    for d in DATASETS:
-        man = load_json(ctx.runs_dir / d / "compare.json") or {}
-        outcomes += sum(o.get("seconds") or 0.0 for o in man.get("outcomes", []) if isinstance(o, dict))
+    outcomes = ctx.compare_s
     L = ["## 0. Environment and budget", ""]
     L += table(["item", "value"], [
         ["machine", (", ".join(plats) or platform.platform()) + f"; {', '.join(cpus) or os.cpu_count()} CPU cores, "
@@ -1105,7 +1138,7 @@ def environment(ctx: Ctx) -> List[str]:
         ["budgets", ", ".join(f"{d}: {budget_text(ctx.budgets.get(d, BUDGETS[d]))}" for d in DATASETS)],
         ["seeds", ", ".join(str(s) for s in SEEDS) + " (training seed; data seed 0 for all)"],
         ["runs", f"{sum(len(c.runs) for c in ctx.cells.values())} complete, "
-                 f"{sum(len(c.incomplete) for c in ctx.cells.values())} incomplete, under `{rel(ctx.runs_dir)}`"],
+                 f"{sum(len(c.incomplete) for c in ctx.cells.values())} incomplete, {ctx.source or f'under `{rel(ctx.runs_dir)}`'}"],
         ["compute", f"{wall / 60:.1f} min of `fit` wall time in total"
                     + (f", {outcomes / 60:.1f} min including process start-up and evaluation (this invocation's "
                        f"`compare.json` outcomes)" if outcomes else "") + " on one core"],
@@ -1174,11 +1207,20 @@ def build(ctx: Ctx, date: Optional[str] = None) -> str:
     return "\n".join(L).rstrip() + "\n"
 
 
-def write(runs_dir: Path = RUNS_DIR, out: Path = DOC, docs: Optional[Path] = None, date: Optional[str] = None) -> str:
+def write(runs_dir: Path = RUNS_DIR, out: Path = DOC, docs: Optional[Path] = None, date: Optional[str] = None,
+          record: Optional[Path] = None) -> str:
+    """Regenerate the report. With ``record``: the runs found under ``runs_dir`` are saved there
+    (:func:`save_record`); when ``runs_dir`` holds none, the runs are read back from it instead."""
     runs_dir, out = Path(runs_dir), Path(out)
     runs = load_runs(runs_dir) if runs_dir.exists() else []
+    budgets, seconds, source = grid_budgets(runs_dir), compare_seconds(runs_dir), ""
+    if record is not None and runs:
+        save_record(Path(record), runs, budgets, seconds)
+    elif record is not None and Path(record).exists():
+        runs, budgets, seconds = load_record(Path(record))
+        source = f"read from `{rel(Path(record))}` (the record of the grid's `results.json`; run folders absent)"
     ctx = Ctx(runs_dir=runs_dir, docs=Path(docs) if docs else ROOT / "docs", out=out, runs=runs,
-              cells=grid_cells(runs), budgets=grid_budgets(runs_dir))
+              cells=grid_cells(runs), budgets=budgets, compare_s=seconds, source=source)
     text = build(ctx, date)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -1218,6 +1260,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     w.add_argument("--out", default=str(DOC))
     w.add_argument("--docs", default=str(ROOT / "docs"), help="folder holding results/<method>/ (default docs/)")
     w.add_argument("--date", default=None, help="date printed in the report (default today)")
+    w.add_argument("--record", default=str(RECORD),
+                   help="JSON record of the grid: written from the runs found, read when there are none "
+                        f"(default {rel(RECORD)}; 'none' to skip)")
     a = p.parse_args(argv)
     if a.cmd == "run":
         budgets = dict(BUDGETS)
@@ -1228,7 +1273,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             budgets[k] = v
         run(a.data, a.methods, a.seeds, budgets, Path(a.out), a.timeout)
         return 0
-    text = write(Path(a.runs), Path(a.out), Path(a.docs), a.date)
+    text = write(Path(a.runs), Path(a.out), Path(a.docs), a.date,
+                 None if a.record.lower() == "none" else Path(a.record))
     print(f"wrote {a.out} ({len(text.splitlines())} lines)")
     return 0
 

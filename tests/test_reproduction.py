@@ -109,6 +109,24 @@ def test_write_builds_the_report_from_results_json(tmp_path, repro):
     assert "source missing" in text or "not testable here" in text
 
 
+def test_write_reads_the_grid_back_from_its_record(tmp_path, repro):
+    """The run folders are git-ignored: ``write`` saves what it read to the record, and a later ``write`` without
+    run folders reads the record and produces the same report."""
+    runs, record = _grid(tmp_path), tmp_path / "record" / "grid.json"
+    first = repro.write(runs, tmp_path / "A.md", docs=tmp_path / "no_docs", date="2000-01-02", record=record)
+    assert record.exists() and json.loads(record.read_text())["budgets"] == {"ring8": "123steps",
+                                                                            "stacked_digits": "45steps"}
+    again = repro.write(tmp_path / "gone", tmp_path / "A.md", docs=tmp_path / "no_docs", date="2000-01-02",
+                        record=record)
+    assert "7.00 ± 1.00" in again and "80.0 ± 10.0" in again  # vanilla ring8 modes and HQ % from seeds 0-2
+    strip = lambda t: [ln.replace(str(tmp_path / "gone"), str(runs)) for ln in t.splitlines()  # noqa: E731
+                       if not ln.startswith("| runs |")]
+    assert strip(again) == strip(first)
+    assert f"read from `{record}`" in again
+    # without a record and without runs: nothing to read, the report says so
+    assert "not run" in repro.write(tmp_path / "gone", tmp_path / "B.md", docs=tmp_path / "no_docs", date="2000")
+
+
 def test_write_reads_the_recorded_results(tmp_path, repro):
     """With the repository's docs/results the per-method sections pick up the recorded numbers."""
     text = repro.write(_grid(tmp_path), tmp_path / "R.md", date="2000-01-02")
