@@ -8,16 +8,19 @@ arithmetic on the same nets and data (target: ratio ≤ 1.05 on CPU), plus peak 
     python benchmarks/bench_module_vs_loop.py --profile vanilla   # where the module's extra time goes
 
 **A (module)**: a real ``pl.Trainer.fit`` of the method built from configs/<method>/ring8.yaml on ring8
-(batch 256): manual optimization, progress bar, checkpointing and model summary off, ``log_every_n_steps``
-50 (train.py's default), logger off (``--logger none``) or Lightning's ``CSVLogger`` (``--logger csv``; train.py
-always writes CSV logs). No evaluation callbacks: the loop alone.
+(batch 256, ``data.batches_per_step`` as the config sets it — 10 for the 2-D configs — or ``--batches-per-step``):
+manual optimization, progress bar, checkpointing and model summary off, a log row every 50 batches
+(``log_every_n_steps`` = 50 // batches_per_step, as the configs set it), logger off (``--logger none``) or
+Lightning's ``CSVLogger`` (``--logger csv``; train.py always writes CSV logs). No evaluation callbacks: the loop
+alone.
 
 **B (plain loop)**: the same arithmetic without Lightning: a deep copy of the module's networks (taken before
 the fit, so the same initial weights), the optimizers of the module's own ``configure_optimizers`` (plain
 ``torch.optim`` objects), the same loss functions (the zoo's pure functions where the method has them:
 ``critic_loss``, ``w2gn_loss``, ``potential_grad``, ``spectral_regularize_``, ``witness_grad``,
 ``energy_distance``), ``loss.backward()`` / ``opt.step()``, Python-int counters, and its own plain
-``torch.utils.data.DataLoader`` over the same data set (``datamodule.train_dataloader()``). Everything the
+``torch.utils.data.DataLoader`` over the same data set (``datamodule.train_dataloader()`` with one batch per
+item, fetched batch by batch). Everything the
 module computes each step is computed, including values it computes only to log them, on the batches where the
 module computes them (dual-flow's batch energy distance every step; ICNN's W2 estimate on logging batches only, as
 the module's ``will_log()``); only Lightning's loop and the logging calls are absent.
