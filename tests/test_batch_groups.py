@@ -19,6 +19,7 @@ from callbacks.modes import ModeCoverage
 from datamodules.base import BatchGroup
 from datamodules.synthetic import Synthetic2D
 from zoo.errors import ConfigError
+from _checks import StopAtBatch, assert_same
 
 N, B = 320, 32  # 10 batches per epoch
 
@@ -95,15 +96,6 @@ METHODS = [
 COMPARED = ("state_dict", "optimizer_states", "srgan", "dual_flow_memory", "dual_flow_power_vec", "aeot")
 
 
-class StopAtBatch(pl.Callback):
-    def __init__(self, batch: int):
-        self.batch = batch
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if pl_module.batch_step >= self.batch:
-            trainer.should_stop = True
-
-
 def _fit(name, kwargs, gen_steps, k, root, seed=0, stop=None, ckpt=None):
     import zoo.methods  # noqa: F401
     from zoo.registry import resolve_model
@@ -121,21 +113,6 @@ def _fit(name, kwargs, gen_steps, k, root, seed=0, stop=None, ckpt=None):
     return model, trainer, torch.load(root / "last.ckpt", weights_only=True)
 
 
-def _assert_same(a, b, where):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs (max abs diff {(a.double() - b.double()).abs().max():.3g})"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{where}: keys differ: {sorted(set(a) ^ set(b))}"
-        for key in a:
-            _assert_same(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
 @pytest.mark.parametrize("name,kwargs,gen_steps,k", METHODS, ids=[m[0] for m in METHODS])
 def test_grouped_training_is_bit_identical(name, kwargs, gen_steps, k, tmp_path):
     one_model, one_trainer, one = _fit(name, kwargs, gen_steps, 1, tmp_path / "k1")
@@ -146,7 +123,7 @@ def test_grouped_training_is_bit_identical(name, kwargs, gen_steps, k, tmp_path)
     assert grouped_model._steps < one_model._steps  # fewer Lightning steps: that is the point
     for key in COMPARED:
         if key in one or key in grouped:
-            _assert_same(one.get(key), grouped.get(key), f"{name} K={k} {key}")
+            assert_same(one.get(key), grouped.get(key), f"{name} K={k} {key}")
     # stopped after some batches (at the end of the group that reaches them) and resumed: still the K = 1 run
     stop = 3 * k - 1
     root = tmp_path / "stopped"
@@ -157,7 +134,7 @@ def test_grouped_training_is_bit_identical(name, kwargs, gen_steps, k, tmp_path)
             break
     for key in COMPARED:
         if key in one or key in resumed:
-            _assert_same(one.get(key), resumed.get(key), f"{name} K={k} resumed {key}")
+            assert_same(one.get(key), resumed.get(key), f"{name} K={k} resumed {key}")
 
 
 # ------------------------------------------------------------------ cadences cross multiples

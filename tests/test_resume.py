@@ -25,6 +25,7 @@ import torch
 from callbacks.checkpoint import LastCheckpoint
 from callbacks.modes import ModeCoverage
 from datamodules.synthetic import Synthetic2D
+from _checks import StopAtBatch, assert_same
 
 SMALL = {"hidden": (32, 32)}
 
@@ -39,17 +40,6 @@ METHODS = [
     ("aeot", dict(SMALL, n_targets=64, ot_max_iters=60, ot_iters_per_step=10, ot_patience=1000,
                   stats_samples=500), 12, [7, 15]),       # 7: autoencoder stage; 15: inside the OT solve
 ]
-
-
-class StopAtBatch(pl.Callback):
-    """Stop training after the module has consumed ``batch`` real batches (a stand-in for a preemption)."""
-
-    def __init__(self, batch: int):
-        self.batch = batch
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if pl_module.batch_step >= self.batch:
-            trainer.should_stop = True
 
 
 def _fit(name, kwargs, gen_steps, root, seed, stop=None, ckpt=None):
@@ -68,23 +58,6 @@ def _fit(name, kwargs, gen_steps, root, seed, stop=None, ckpt=None):
                          deterministic=True)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
     return model, torch.load(root / "last.ckpt", weights_only=True)
-
-
-def _assert_same(a, b, where="checkpoint"):
-    """Recursive exact equality of checkpoint contents (tensors bit-identical)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
-        assert torch.equal(a, b), f"{where} differs (max abs diff {(a.double() - b.double()).abs().max():.3g})"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{where}: keys differ: {sorted(set(a) ^ set(b))}"
-        for k in a:
-            _assert_same(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b or (a != a and b != b), f"{where}: {a!r} != {b!r}"
 
 
 COMPARED = ("state_dict", "optimizer_states", "zoo", "srgan", "dual_flow_memory", "dual_flow_power_vec", "aeot")
@@ -106,7 +79,7 @@ def test_resume_is_bit_exact(name, kwargs, gen_steps, stops, tmp_path):
                 break
         for key in COMPARED:
             if key in straight or key in resumed:
-                _assert_same(straight.get(key), resumed.get(key), f"{name} stop@{stop} {key}")
+                assert_same(straight.get(key), resumed.get(key), f"{name} stop@{stop} {key}")
         # the comparison is not vacuous: the stopped run's checkpoint really is an earlier state
         assert not all(torch.equal(partial["state_dict"][k], straight["state_dict"][k])
                        for k in straight["state_dict"] if straight["state_dict"][k].is_floating_point())
