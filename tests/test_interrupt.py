@@ -22,7 +22,10 @@ def test_signal_leaves_resumable_checkpoint(tmp_path, sig):
            "--checkpoint_every_n_steps", "50", "--wandb", "false", "--trainer.enable_progress_bar", "false",
            "--seed_everything", "0"]
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # a shell's background job inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+    # give the child the default disposition, as a terminal's foreground process has
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (run / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() else "timeout"
