@@ -1132,9 +1132,11 @@ def environment(ctx: Ctx) -> List[str]:
     L += table(["item", "value"], [
         ["machine", (", ".join(plats) or platform.platform()) + f"; {', '.join(cpus) or os.cpu_count()} CPU cores, "
                     f"accelerator {', '.join(accel) or 'cpu'}, torch threads per run {', '.join(threads) or '?'}; "
-                    "shared with other engineers' jobs (wall times are inflated)"],
+                    "two grid processes side by side (`run --data ring8` and `run --data grid25 stacked_digits`), "
+                    "at times beside other work: wall times are indicative"],
         ["versions", ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in vers.items()) or "–"],
-        ["code", f"git commit(s) of the runs: {', '.join(commits) or '–'} (+ uncommitted work in progress)"],
+        ["code", f"git commit(s) of the runs: {', '.join(commits) or '–'} (from `results.json`, which does not record "
+                 "uncommitted changes)"],
         ["budgets", ", ".join(f"{d}: {budget_text(ctx.budgets.get(d, BUDGETS[d]))}" for d in DATASETS)],
         ["seeds", ", ".join(str(s) for s in SEEDS) + " (training seed; data seed 0 for all)"],
         ["runs", f"{sum(len(c.runs) for c in ctx.cells.values())} complete, "
