@@ -711,24 +711,33 @@ class _Probe(pl.Callback):
     def on_train_start(self, trainer, m):
         from pytorch_lightning.core.optimizer import LightningOptimizer
 
-        counts, step, bwd = self.counts, LightningOptimizer.step, m.manual_backward
+        from zoo.base import PlainStepOptimizer
 
-        def counted_step(opt, *a, **k):
-            counts["optimizer steps"] += 1
-            return step(opt, *a, **k)
+        counts, bwd = self.counts, m.manual_backward
+
+        def counted(step):
+            def counted_step(opt, *a, **k):
+                counts["optimizer steps"] += 1
+                return step(opt, *a, **k)
+            return counted_step
+
+        # the module steps through PlainStepOptimizer on its fast path, which falls back to LightningOptimizer.step
+        # only with a closure: count both, once per step
+        self._restore = [(cls, cls.step) for cls in (LightningOptimizer, PlainStepOptimizer)]
+        self.fast_step = m._plain_optimizers is not None
+        (PlainStepOptimizer if self.fast_step else LightningOptimizer).step = counted(
+            (PlainStepOptimizer if self.fast_step else LightningOptimizer).step)
 
         def counted_bwd(loss, *a, **k):
             counts["manual_backward calls"] += 1
             return bwd(loss, *a, **k)
 
-        self._restore = (LightningOptimizer, step)
-        LightningOptimizer.step = counted_step
         m.manual_backward = counted_bwd
         self.g0, self.b0 = m.gen_step, m.batch_step
 
     def on_train_end(self, trainer, m):
-        cls, step = self._restore
-        cls.step = step
+        for cls, step in self._restore:
+            cls.step = step
         self.counts["gen steps"] = m.gen_step - self.g0
         self.counts["batches"] = m.batch_step - self.b0
 
@@ -742,11 +751,15 @@ class _Probe(pl.Callback):
         n = 3000
         x = torch.zeros(1, requires_grad=True)
         raw = torch.optim.SGD([x], lr=0.0)
+        from zoo.base import PlainStepOptimizer
+
         lopt = LightningOptimizer._to_lightning_optimizer(raw, trainer.strategy)
-        cls, step = self._restore
+        (_, step), (_, plain_step) = self._restore
+        fast = PlainStepOptimizer(lopt)
         o = self.out
         o["plain: optimizer.step() (SGD, lr 0, one scalar)"] = _per_call(lambda: raw.step(), n)
         o["Lightning: LightningOptimizer.step() (same optimizer)"] = _per_call(lambda: step(lopt), n)
+        o["zoo: PlainStepOptimizer.step() (same optimizer)"] = _per_call(lambda: plain_step(fast), n)
         o["plain: loss.backward() (one-scalar graph)"] = _per_call(lambda: (x * 2).sum().backward(), n)
         o["module: self.manual_backward(loss) (same graph)"] = _per_call(
             lambda: m.__class__.manual_backward(m, (x * 2).sum()), n)
@@ -853,15 +866,16 @@ def profile(method: str, batches: int, cprofile: bool = True) -> dict:
     for k, v in probe.out.items():
         print(f"  {k:58s} {v:8.2f}")
     o = probe.out
-    opt_oh = (o["Lightning: LightningOptimizer.step() (same optimizer)"]
-              - o["plain: optimizer.step() (SGD, lr 0, one scalar)"])
+    module_step = ("zoo: PlainStepOptimizer.step() (same optimizer)" if probe.fast_step
+                   else "Lightning: LightningOptimizer.step() (same optimizer)")
+    opt_oh = o[module_step] - o["plain: optimizer.step() (SGD, lr 0, one scalar)"]
     bwd_oh = o["module: self.manual_backward(loss) (same graph)"] - o["plain: loss.backward() (one-scalar graph)"]
     loop_oh = med(loop_a) - med(loop_b)
     zoo_oh = ((o["zoo: is_generator_turn()"] + o["zoo: count_batch()"]) * per_gen["batches"]
               + o["zoo: log_train(logs) on a non-logging step"] * per_gen["Lightning steps"] + o["zoo: count_gen_step()"])
     log_oh = o["zoo+Lightning: log_train(2 losses) on a logging step"] / LOG_EVERY_N_STEPS * per_gen["batches"]
     pred = {"Lightning loop (per step × steps)": loop_oh * per_gen["Lightning steps"],
-            "LightningOptimizer.step plumbing": opt_oh * per_gen["optimizer steps"],
+            "optimizer-step plumbing": opt_oh * per_gen["optimizer steps"],
             "manual_backward plumbing": bwd_oh * per_gen["manual_backward calls"],
             "self.optimizers() calls (≈ one per step function)":
                 o["Lightning: self.optimizers()"] * per_gen["optimizer steps"],
