@@ -737,7 +737,8 @@ def sec_srgan(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                     fmt_ms([r["early_modes"] for r in rs], 1), fmt_ms([r["tail_modes"] for r in rs], 1),
                     fmt_ms([r["final_modes"] for r in rs], 1), fmt_ms([r["early_fid"] for r in rs], 1),
                     fmt_ms([r["tail_fid"] for r in rs], 1), fmt_ms([r["final_fid"] for r in rs], 1),
-                    f"{sum(r['flag'] is not None for r in rs)}/{len(rs)}"] for m, rs in by.items()])
+                    f"{sum(r['flag'] is not None for r in rs)}/{len(rs)}"]
+                   for m, rs in sorted(by.items(), key=lambda kv: list(label).index(kv[0]) if kv[0] in label else 99)])
     if not by:
         ours.append(f"* (source missing: {rel(ctx.docs / 'results' / 'srgan' / 'runs')})")
     ours += ["", "Mode-collapse grid, SN-GAN:"] + grid_line(ctx, "sngan")
