@@ -83,7 +83,7 @@ def test_matches_pot_solve_semidiscrete():
 def test_fixed_cloud_matches_emd():
     """On a fixed cloud the solver solves the discrete OT; its assignment cost must equal ot.emd's optimum."""
     y = torch.rand(8, 2, generator=torch.Generator().manual_seed(3)) - 0.5
-    s = SemiDiscreteOT(y, sampler="fixed", n_samples=1024, max_samples=1024, lr=5e-3, patience=50,
+    s = SemiDiscreteOT(y, sampler="fixed", method="adam", n_samples=1024, max_samples=1024, lr=5e-3, patience=50,
                        lr_decay=0.7, tol_tv=0.0, seed=5)
     s.fit(1500)
     cloud = s.sample_source(1024, seed=5)

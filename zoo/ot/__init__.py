@@ -12,8 +12,11 @@ _LAZY = {
     "bures_w2": "zoo.ot.w2",
     "gaussian_map": "zoo.ot.w2",
     "fit_w2": "zoo.ot.w2",
+    "pushforward_error": "zoo.ot.w2",
     # semi-discrete OT (AE-OT)
     "semi_discrete_ot": "zoo.ot.semidiscrete",
+    "power_diagram": "zoo.ot.power_diagram",
+    "cell_masses_exact": "zoo.ot.power_diagram",
     "SemiDiscreteOT": "zoo.ot.semidiscrete",
     "extended_map": "zoo.ot.extended_map",
     # kernels, energy / MMD distances and sliced Wasserstein (dual-metric-flow GAN)

@@ -15,13 +15,31 @@ Convex energy and gradient (Gu et al. 2016, Thm. 1.2)::
 
 h is defined up to an additive constant; we keep it **mean-centred** (Σ_i h_i = 0).
 
-Solver: Adam (with bias correction) on h with the Monte-Carlo gradient ŵ − ν, where ŵ is the histogram of
-the cells of M source points: a fresh randomly scrambled Sobol batch (randomised quasi-Monte-Carlo) or
-fresh ``torch.rand`` points every iteration. When the best total variation has not improved for
-``patience`` iterations, M doubles (up to ``max_samples``) and the learning rate is multiplied by
-``lr_decay``. Convergence is judged on scale-free criteria (``tv = ½ Σ|ŵ_i − ν_i|``,
-``max_rel = max_i |ŵ_i/ν_i − 1|``, number of empty cells), never on the absolute ‖ŵ − ν‖₂ of the
-official code, which stops meaning anything at large N. Everything is logged in ``history``.
+Solvers (``method``):
+
+* ``newton`` (d ≤ 2, uniform source; the ``auto`` choice there): the damped Newton method of Kitagawa, Mérigot &
+  Thibert (JEMS 2019) on the exact cell masses and Hessian of the clipped power diagram
+  (:mod:`zoo.ot.power_diagram`): solve H δ = −(w − ν) on the cell-adjacency Laplacian H, then halve the step α
+  until every cell keeps at least ε₀ = ½ min(min_i w_i, min_i ν_i) and ‖w − ν‖₂ has dropped by the factor
+  (1 − α/2). Quadratic convergence; no sampling at all.
+* ``adam`` (any d and source; the ``auto`` choice for d ≥ 3 or the Gaussian source): Adam (bias-corrected) on h
+  with the Monte-Carlo gradient ŵ − ν, ŵ the histogram of M fresh source points per iteration (scrambled Sobol or
+  ``torch.rand``). When the best batch TV has not improved for ``patience`` iterations, M doubles (up to
+  ``max_samples``) and the learning rate is multiplied by ``lr_decay`` (growing samples, annealed steps).
+
+**The certificate.** ``converged`` is a promise, so it is only set by an independent check of the current h
+(:meth:`SemiDiscreteOT.certify`):
+
+* exact (d ≤ 2, uniform source): the cell masses of the clipped power diagram;
+* Monte-Carlo (otherwise): M_c = ⌈9 / (tol_rel² · min_i ν_i)⌉ fresh i.i.d. source points from a seed stream the
+  optimiser never uses, so that each relative cell mass ŵ_i/ν_i has standard error se_i ≤ tol_rel/3. It passes
+  when every cell satisfies |ŵ_i/ν_i − 1| + z·se_i/ν_i ≤ tol_rel (z = ``cert_z``, default 1: a one-sided
+  84 % bound per cell), TV = ½‖ŵ − ν‖₁ ≤ tol_tv and no cell is empty.
+
+The result of the last check is ``certificate`` (``kind``, ``passed``, ``max_rel``, ``max_rel_upper``, ``tv``,
+``empty``, ``samples``, ``seed``); ``message`` says in one line what was certified or what error the budget
+reached. Errors are always scale-free (``tv = ½ Σ|w_i − ν_i|``, ``max_rel = max_i |w_i/ν_i − 1|``), never the
+absolute ‖ŵ − ν‖₂ of the official code, which stops meaning anything at large N.
 
 Memory: scores ⟨x, y_i⟩ + h_i are computed in blocks of ``chunk_samples × chunk_targets`` floats with a
 running (max, argmax) — or a running top-k — so memory never exceeds that block; there is no Python loop
@@ -181,35 +199,46 @@ def power_topk(x: Tensor, targets: Tensor, h: Tensor, k: int, chunk_targets: int
 
 
 # ---------------------------------------------------------------------------------------------- solver
+METHODS = ("auto", "newton", "adam")
+
+
 class SemiDiscreteOT:
     """Semi-discrete OT from μ (cube [−0.5, 0.5]^d or N(0, I)) to ν = Σ ν_i δ_{y_i}; see the module doc.
 
     Use :func:`semi_discrete_ot` for a one-call solve; the module (``zoo.AEOT``) calls :meth:`step` in its
-    own loop and saves :meth:`state_dict` in the checkpoint (h, Adam moments, sample size, lr, history).
+    own loop and saves :meth:`state_dict` in the checkpoint (h, Adam moments, sample size, lr, certificate, history).
 
     Args:
-        targets: (N, d) target points y_i (their dtype and device are used throughout).
+        targets: (N, d) target points y_i, pairwise distinct (their dtype and device are used throughout).
         weights: (N,) target masses ν_i (normalised to sum 1); ``None``: uniform 1/N.
         source: ``uniform`` (cube [−0.5, 0.5]^d) or ``gaussian``.
         sampler: ``sobol`` (fresh scrambled Sobol batch per iteration), ``random`` (fresh ``torch.rand``) or
             ``fixed`` (the same scrambled Sobol points every iteration: the discrete OT from that cloud, which is
-            what the official code effectively solves; for deterministic tests).
+            what the official code effectively solves; for deterministic tests). Used by ``adam``.
+        method: ``auto`` (``newton`` for d ≤ 2 with the uniform source, else ``adam``), ``newton`` or ``adam``.
         lr: initial Adam learning rate on h (in the units of ⟨x, y⟩).
         betas, eps: Adam constants (bias-corrected).
         n_samples: initial Monte-Carlo size M per iteration (default 16·N, at least 4096).
         max_samples: cap of the doubling (default 2**20).
         patience: iterations without a new best TV before M doubles.
         lr_decay: learning-rate factor applied at each doubling.
-        tol_tv, tol_rel: convergence when the batch estimates satisfy tv ≤ tol_tv, max_rel ≤ tol_rel
-            (``None``: not used) and no cell is empty.
+        tol_tv, tol_rel: what ``converged`` certifies: TV ≤ tol_tv and max_i |w_i/ν_i − 1| ≤ tol_rel, no empty cell.
+        certificate: ``auto`` (exact where d ≤ 2 with the uniform source, else Monte-Carlo), ``exact`` or
+            ``monte_carlo``.
+        cert_z: the Monte-Carlo certificate's margin in standard errors (see the module doc).
+        cert_max_samples: cap on the Monte-Carlo certificate's sample size; a certificate that would need more
+            cannot pass (raise the cap or tol_rel).
         chunk_targets, chunk_samples: score block size (memory budget = their product × 4 bytes).
-        seed: seed of the sample stream (iteration t uses seed + t, so a resumed solve continues it).
+        seed: seed of the sample stream (iteration t uses seed + 7919·t, so a resumed solve continues it; the
+            certificate draws from a separate stream).
     """
 
     def __init__(self, targets: Tensor, weights: Optional[Tensor] = None, source: str = "uniform",
-                 sampler: str = "sobol", lr: float = 1e-2, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, n_samples: Optional[int] = None, max_samples: int = 2**20,
-                 patience: int = 30, lr_decay: float = 0.7, tol_tv: float = 1e-2, tol_rel: Optional[float] = None,
+                 sampler: str = "sobol", method: str = "auto", lr: float = 1e-2,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, n_samples: Optional[int] = None,
+                 max_samples: int = 2**20, patience: int = 30, lr_decay: float = 0.7, tol_tv: float = 1e-2,
+                 tol_rel: float = 0.05, certificate: str = "auto", cert_z: float = 1.0,
+                 cert_max_samples: int = 2**25,
                  chunk_targets: int = 2048, chunk_samples: int = 1024, seed: int = 0):
         if targets.ndim != 2 or targets.shape[0] < 1:
             raise ConfigError(f"targets must be an (N, d) tensor with N >= 1, got shape {tuple(targets.shape)}")
@@ -217,23 +246,42 @@ class SemiDiscreteOT:
             raise ConfigError(f"unknown source {source!r}: use uniform or gaussian")
         if sampler not in ("sobol", "random", "fixed"):
             raise ConfigError(f"unknown sampler {sampler!r}: use sobol, random or fixed")
+        if method not in METHODS:
+            raise ConfigError(f"unknown method {method!r}: use auto, newton or adam")
         if lr <= 0 or not 0 < lr_decay <= 1:
             raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1, got lr={lr}, lr_decay={lr_decay}")
+        if tol_rel is None or not (tol_rel > 0 and tol_tv >= 0 and cert_z >= 0):
+            raise ConfigError(f"need tol_rel > 0, tol_tv >= 0 and cert_z >= 0, got tol_rel={tol_rel}, "
+                              f"tol_tv={tol_tv}, cert_z={cert_z}")
+        if not bool(torch.isfinite(targets).all()):
+            raise ConfigError("targets contain NaN or Inf values: check the codes passed to the OT solver")
         self.targets = targets.float() if not targets.is_floating_point() else targets
         big_n, self.d = self.targets.shape
+        if big_n > 1 and torch.unique(self.targets, dim=0).shape[0] < big_n:
+            raise ConfigError("targets contain exact duplicates, whose cells cannot share mass: pass the distinct "
+                              "points with their multiplicities as weights (torch.unique(..., return_counts=True))")
+        low_d = self.d <= 2 and source == "uniform"
+        if method == "newton" and not low_d:
+            raise ConfigError(f"method='newton' needs d <= 2 and the uniform source (got d={self.d}, "
+                              f"source={source!r}): use method='adam'")
+        self.method = ("newton" if low_d else "adam") if method == "auto" else method
+        if certificate not in ("auto", "exact", "monte_carlo") or (certificate == "exact" and not low_d):
+            raise ConfigError(f"certificate={certificate!r}: use auto, monte_carlo, or exact (d <= 2, uniform source)")
+        self.certificate_kind = ("exact" if low_d else "monte_carlo") if certificate == "auto" else certificate
         dev, dt = self.targets.device, self.targets.dtype
         if weights is None:
             self.nu = torch.full((big_n,), 1.0 / big_n, device=dev, dtype=dt)
         else:
             w = torch.as_tensor(weights, device=dev, dtype=dt).reshape(-1)
-            if w.shape[0] != big_n or bool((w <= 0).any()):
+            if w.shape[0] != big_n or not bool(torch.isfinite(w).all()) or bool((w <= 0).any()):
                 raise ConfigError("weights must be N positive numbers, one per target")
             self.nu = w / w.sum()
         self.source, self.sampler = source, sampler
         self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
         self.max_samples = int(max_samples)
         self.patience, self.lr_decay = int(patience), float(lr_decay)
-        self.tol_tv, self.tol_rel = float(tol_tv), (None if tol_rel is None else float(tol_rel))
+        self.tol_tv, self.tol_rel, self.cert_z = float(tol_tv), float(tol_rel), float(cert_z)
+        self.cert_max_samples = int(cert_max_samples)
         self.chunk_targets, self.chunk_samples = int(chunk_targets), int(chunk_samples)
         self.seed = int(seed)
         # optimisation state (everything needed to resume)
@@ -246,12 +294,22 @@ class SemiDiscreteOT:
         self.best_tv = math.inf
         self.since_best = 0
         self.converged = False
+        self.stalled = False  # Newton: no step improves any more (the precision of h's dtype is reached)
+        self.certificate: Dict[str, object] = {}
+        self.cert_attempts = 0
+        self.cert_wait = 0  # Adam: iterations before the next certificate may be tried
         self.history: List[Dict[str, float]] = []
+        self._diagram = None  # Newton: the exact diagram of the current h (recomputed when h changes)
 
     # ------------------------------------------------------------------ queries
     @property
     def num_targets(self) -> int:
         return int(self.targets.shape[0])
+
+    @property
+    def exact(self) -> bool:
+        """Whether cell masses are computed exactly (d ≤ 2, uniform source)."""
+        return self.d <= 2 and self.source == "uniform"
 
     def sample_source(self, n: int, seed: int) -> Tensor:
         """``n`` source points (see :func:`sample_source`) on the targets' device."""
@@ -273,26 +331,180 @@ class SemiDiscreteOT:
                             self.chunk_samples)[0]
 
     def cell_mass(self, n: int = 2**20, seed: int = 12345, sampler: str = "random") -> Tensor:
-        """Monte-Carlo estimate of w_i = μ(W_i(h)) from ``n`` fresh source points (i.i.d. by default)."""
-        x = sample_source(n, self.d, self.source, sampler, seed, self.targets.device, self.targets.dtype)
-        counts = torch.bincount(self.assign(x), minlength=self.num_targets)
+        """Monte-Carlo estimate of w_i = μ(W_i(h)) from ``n`` fresh source points (i.i.d. by default), drawn and
+        assigned in chunks of 2^20 (memory independent of n)."""
+        counts = torch.zeros(self.num_targets, dtype=torch.long, device=self.targets.device)
+        chunk = 2**20
+        for k, s in enumerate(range(0, int(n), chunk)):
+            x = sample_source(min(chunk, int(n) - s), self.d, self.source, sampler, seed + 104729 * k,
+                              self.targets.device, self.targets.dtype)
+            counts += torch.bincount(self.assign(x), minlength=self.num_targets)
         return counts.to(self.targets.dtype) / float(n)
+
+    def exact_cell_mass(self) -> Tensor:
+        """w_i(h) exactly (d ≤ 2, uniform source; :mod:`zoo.ot.power_diagram`), as a float64 tensor."""
+        if not self.exact:
+            raise ConfigError("exact cell masses need d <= 2 and the uniform source: use cell_mass(n)")
+        return torch.from_numpy(self._exact_diagram().cell_mass)
 
     def errors(self, w: Tensor) -> Dict[str, float]:
         """Scale-free marginal errors of cell masses ``w``: tv = ½‖w − ν‖₁, max_rel = max_i |w_i/ν_i − 1|,
         empty = #{i : w_i = 0}, l2 = ‖w − ν‖₂ (the official criterion, for reference)."""
-        diff = w - self.nu
-        return {"tv": 0.5 * float(diff.abs().sum()), "max_rel": float((diff.abs() / self.nu).max()),
-                "empty": int((w == 0).sum()), "l2": float(diff.norm())}
+        nu = self.nu.to(device=w.device, dtype=w.dtype)
+        diff = w - nu
+        return {"tv": 0.5 * float(diff.abs().sum()), "max_rel": float((diff.abs() / nu).max()),
+                "empty": int((w <= 0).sum()), "l2": float(diff.norm())}
+
+    # ------------------------------------------------------------------ the certificate
+    def certificate_samples(self) -> int:
+        """M_c = ⌈9 / (tol_rel² · min_i ν_i)⌉: each relative cell mass then has standard error ≤ tol_rel/3."""
+        return int(math.ceil(9.0 / (self.tol_rel ** 2 * float(self.nu.min()))))
+
+    @torch.no_grad()
+    def certify(self) -> Dict[str, object]:
+        """Check the current h independently of the optimiser and set ``converged`` from the check alone.
+
+        Exact (d ≤ 2, uniform source): the clipped power diagram's cell masses. Otherwise Monte-Carlo on
+        :meth:`certificate_samples` fresh i.i.d. points (a seed stream the optimiser never draws from); it passes
+        when max_i (|ŵ_i/ν_i − 1| + z·se_i/ν_i) ≤ tol_rel with se_i = sqrt(ν_i(1 − ν_i)/M_c), TV ≤ tol_tv and no cell
+        is empty. Returns (and stores as ``certificate``) kind, passed, max_rel, max_rel_upper, tv, empty, samples,
+        seed, iteration.
+        """
+        self.cert_attempts += 1
+        if self.certificate_kind == "exact":
+            errs = self.errors(self.exact_cell_mass())
+            cert = {"kind": "exact", **errs, "max_rel_upper": errs["max_rel"], "samples": 0, "seed": None}
+            cert["passed"] = bool(errs["max_rel"] <= self.tol_rel and errs["tv"] <= self.tol_tv
+                                  and errs["empty"] == 0)
+        else:
+            m = self.certificate_samples()
+            capped = m > self.cert_max_samples
+            m = min(m, self.cert_max_samples)
+            seed = (self.seed * 1_000_003 + 0x5EED + 7 * self.cert_attempts) % (2**62)
+            w = self.cell_mass(m, seed=seed, sampler="random").double()
+            nu = self.nu.double().to(w.device)
+            errs = self.errors(w)
+            se = torch.sqrt(nu * (1 - nu) / m)
+            upper = float(((w - nu).abs() + self.cert_z * se).div(nu).max())
+            cert = {"kind": "monte_carlo", **errs, "max_rel_upper": upper, "samples": m, "seed": seed,
+                    "se_rel": float((se / nu).max()), "capped": capped}
+            cert["passed"] = bool(not capped and upper <= self.tol_rel and errs["tv"] <= self.tol_tv
+                                  and errs["empty"] == 0)
+        cert["iteration"] = self.t
+        self.certificate = cert
+        self.converged = bool(cert["passed"])
+        return cert
+
+    @property
+    def message(self) -> str:
+        """One line: what was certified, or the error the solve reached."""
+        c = self.certificate
+        if not c:
+            return f"not certified: {self.t} iterations run, no certificate computed yet"
+        how = "exact cell masses" if c["kind"] == "exact" else f"{c['samples']:,} fresh source samples"
+        errs = (f"max relative cell-mass error {c['max_rel']:.3g} (upper bound {c['max_rel_upper']:.3g}), "
+                f"TV {c['tv']:.3g}, {c['empty']} empty cells; {how}")
+        if c["passed"]:
+            return f"converged: {errs} (tol_rel {self.tol_rel:g}, tol_tv {self.tol_tv:g})"
+        extra = " — the certificate needs more samples than cert_max_samples" if c.get("capped") else ""
+        if self.stalled:
+            extra += f" — no Newton step improves it in {str(self.h.dtype).replace('torch.', '')} (pass float64 targets)"
+        return (f"not converged after {self.t} iterations: {errs}; asked for tol_rel {self.tol_rel:g}, "
+                f"tol_tv {self.tol_tv:g}{extra}")
 
     # ------------------------------------------------------------------ optimisation
     def step(self) -> Dict[str, float]:
+        """One iteration of ``method`` (then the certificate where it may pass); returns the history record."""
+        rec = self._newton_step() if self.method == "newton" else self._adam_step()
+        self.history.append(rec)
+        return rec
+
+    def _exact_diagram(self):
+        from zoo.ot.power_diagram import power_diagram
+
+        if self._diagram is None or not torch.equal(self._diagram[0], self.h.detach().cpu().double()):
+            hh = self.h.detach().cpu().double()
+            self._diagram = (hh, power_diagram(self.targets, hh))
+        return self._diagram[1]
+
+    def _newton_init(self) -> None:
+        """h_i = −|y_i − c|²/(2s): the cells become the Voronoi cells of z_i = (y_i − c)/s, which lie inside the
+        square (c the targets' bounding-box centre, s scaling them into [−0.45, 0.45]^d), so no cell is empty."""
+        y = self.targets.detach().cpu().double()
+        c = (y.amax(0) + y.amin(0)) / 2
+        s = max(float((y - c).abs().max()) / 0.45, 1e-12)
+        h = -((y - c) ** 2).sum(1) / (2 * s)
+        self.h.copy_((h - h.mean()).to(self.h))
+
+    @torch.no_grad()
+    def _newton_step(self) -> Dict[str, float]:
+        """One damped Newton step (Kitagawa–Mérigot–Thibert) on the exact masses and Hessian, then the exact
+        certificate."""
+        import numpy as np
+        import scipy.sparse.linalg as spla
+
+        from zoo.ot.power_diagram import power_diagram
+
+        if self.t == 0 and not bool(self.h.any()):
+            self._newton_init()
+        y = self.targets.detach().cpu().double().numpy()
+        nu = self.nu.detach().cpu().double().numpy()
+        pd = self._exact_diagram()
+        h0 = self.h.detach().cpu().double().numpy()
+        g = pd.cell_mass - nu
+        gnorm = float(np.linalg.norm(g))
+        alpha = 0.0
+        if pd.cell_mass.min() > 0 and not self.converged:
+            hess = pd.hessian(y).tocsc()
+            keep = np.arange(1, len(nu))  # fix δ_0 = 0: H is a Laplacian, singular along the constants
+            delta = np.zeros(len(nu))
+            if len(nu) > 1:
+                ridge = 1e-14 * max(1.0, float(hess.diagonal().max()))
+                import scipy.sparse as sp
+                sub = hess[keep][:, keep] + ridge * sp.identity(len(keep), format="csc")
+                delta[keep] = spla.spsolve(sub, -g[keep])
+            eps0 = 0.5 * min(float(pd.cell_mass.min()), float(nu.min()))
+            alpha = 1.0
+            while alpha >= 2.0 ** -30:
+                cand = h0 + alpha * delta
+                cand -= cand.mean()
+                # evaluate the h that will be stored (rounded to the targets' dtype): that is the map users get
+                cand = torch.from_numpy(cand).to(self.h.dtype).double().numpy()
+                new = power_diagram(y, cand)
+                if new.cell_mass.min() >= eps0 and np.linalg.norm(new.cell_mass - nu) <= (1 - alpha / 2) * gnorm:
+                    self.h.copy_(torch.from_numpy(cand).to(self.h))
+                    self._diagram = (torch.from_numpy(cand), new)
+                    break
+                alpha /= 2
+            else:
+                alpha = 0.0  # no acceptable step: the rounding level of h's dtype is reached, h stays
+                self.stalled = True
+        elif pd.cell_mass.min() <= 0:
+            # an empty cell (user-given h): restart from the Voronoi initialisation, which has none
+            self._newton_init()
+        self.t += 1
+        cert = self.certify()
+        energy = self._exact_energy()
+        return {"iter": self.t, "tv": cert["tv"], "max_rel": cert["max_rel"], "empty": cert["empty"],
+                "l2": cert["l2"], "energy": energy, "alpha": alpha, "n_samples": 0, "lr": 0.0}
+
+    def _exact_energy(self) -> float:
+        """E(h) = Σ_i ∫_{W_i} (⟨x, y_i⟩ + h_i) dx − Σ_i ν_i h_i from the cells' masses and first moments."""
+        pd = self._exact_diagram()
+        y = self.targets.detach().cpu().double().numpy()
+        h = self._diagram[0].numpy()
+        nu = self.nu.detach().cpu().double().numpy()
+        return float((pd.cell_moment * y).sum() + (pd.cell_mass * h).sum() - (nu * h).sum())
+
+    @torch.no_grad()
+    def _adam_step(self) -> Dict[str, float]:
         """One Adam step on h with the gradient ŵ − ν from ``n_samples`` fresh source points.
 
         Adam (bias-corrected): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
         h ← h − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε), then h ← h − mean(h).
-        Returns (and appends to ``history``) the batch estimates of tv, max_rel, empty, the energy
-        E(h) ≈ mean_x u_h(x) − Σ ν_i h_i, n_samples and lr.
+        The record holds the batch estimates of tv, max_rel, empty, the energy E(h) ≈ mean_x u_h(x) − Σ ν_i h_i,
+        n_samples and lr. A certificate is tried when the batch estimate is within its own noise of the
+        tolerances (at most once per ``patience`` iterations).
         """
         x = self.sample_source(self.n_samples, self.seed if self.sampler == "fixed" else self.seed + 7919 * self.t)
         u, idx = power_argmax(x, self.targets, self.h, self.chunk_targets, self.chunk_samples)
@@ -300,6 +512,17 @@ class SemiDiscreteOT:
         g = w - self.nu
         errs = self.errors(w)
         energy = float(u.mean() - (self.nu * self.h).sum())
+        # is the batch within its own noise of the tolerances? (checked before the step: it is this h's estimate)
+        noise = 3.0 / math.sqrt(self.n_samples * float(self.nu.min()))
+        floor_tv = 0.5 * math.sqrt(2 * self.num_targets / (math.pi * self.n_samples))
+        candidate = (errs["empty"] == 0 and errs["max_rel"] <= self.tol_rel + noise
+                     and errs["tv"] <= self.tol_tv + floor_tv)
+        if candidate and self.cert_wait <= 0:
+            self.certify()
+            self.cert_wait = self.patience
+            if self.converged:  # h passed: keep it, no step
+                return {"iter": self.t, **errs, "energy": energy, "n_samples": self.n_samples, "lr": self.lr}
+        self.cert_wait -= 1
         b1, b2 = self.betas
         self.t += 1
         self.adam_m.mul_(b1).add_(g, alpha=1 - b1)
@@ -308,11 +531,7 @@ class SemiDiscreteOT:
         v_hat = self.adam_v / (1 - b2 ** self.t)
         self.h.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
         self.h.sub_(self.h.mean())
-        rec = {"iter": self.t, **errs, "energy": energy, "n_samples": self.n_samples, "lr": self.lr}
-        self.history.append(rec)
-        # convergence on the batch estimates (they include MC noise, so they are conservative)
-        self.converged = (errs["tv"] <= self.tol_tv and errs["empty"] == 0
-                          and (self.tol_rel is None or errs["max_rel"] <= self.tol_rel))
+        self.converged = False
         # adaptive sample size: double M (and decay lr) on a TV plateau
         if errs["tv"] < self.best_tv:
             self.best_tv, self.since_best = errs["tv"], 0
@@ -323,25 +542,31 @@ class SemiDiscreteOT:
                     self.n_samples = min(2 * self.n_samples, self.max_samples)
                 self.lr *= self.lr_decay
                 self.best_tv, self.since_best = math.inf, 0
-        return rec
+        return {"iter": self.t, **errs, "energy": energy, "n_samples": self.n_samples, "lr": self.lr}
 
     def fit(self, max_iters: int = 1000, time_limit: Optional[float] = None,
             callback: Optional[Callable[[Dict[str, float]], None]] = None) -> "SemiDiscreteOT":
-        """Run :meth:`step` until convergence, ``max_iters`` more iterations or ``time_limit`` seconds."""
+        """Run :meth:`step` until the certificate passes, Newton stalls, ``max_iters`` more iterations or
+        ``time_limit`` seconds;
+        a budget that runs out first ends with a final certificate, so ``converged``/``message`` state the error
+        reached."""
         t0 = time.perf_counter()
         for _ in range(int(max_iters)):
             rec = self.step()
             if callback is not None:
                 callback(rec)
-            if self.converged or (time_limit is not None and time.perf_counter() - t0 >= time_limit):
+            if self.converged or self.stalled or (time_limit is not None and time.perf_counter() - t0 >= time_limit):
                 break
+        if not self.converged and self.certificate.get("iteration") != self.t:
+            self.certify()
         return self
 
     # ------------------------------------------------------------------ checkpointing
-    _STATE_SCALARS = ("t", "lr", "n_samples", "best_tv", "since_best", "converged")
+    _STATE_SCALARS = ("t", "lr", "n_samples", "best_tv", "since_best", "converged", "stalled", "cert_attempts",
+                      "cert_wait", "certificate")
 
     def state_dict(self) -> Dict[str, object]:
-        """h, the Adam moments and the schedule state (resume with :meth:`load_state_dict`)."""
+        """h, the Adam moments, the schedule state and the certificate (resume with :meth:`load_state_dict`)."""
         return {"h": self.h.clone(), "adam_m": self.adam_m.clone(), "adam_v": self.adam_v.clone(),
                 **{k: getattr(self, k) for k in self._STATE_SCALARS}, "history": list(self.history)}
 
@@ -352,6 +577,7 @@ class SemiDiscreteOT:
             if k in state:
                 setattr(self, k, type(getattr(self, k))(state[k]))
         self.history = list(state.get("history", []))
+        self._diagram = None
 
 
 def semi_discrete_ot(targets: Tensor, weights: Optional[Tensor] = None, max_iters: int = 1000,
@@ -360,8 +586,9 @@ def semi_discrete_ot(targets: Tensor, weights: Optional[Tensor] = None, max_iter
     ν = Σ ν_i δ_{y_i} by minimising E(h) = ∫ max_i(⟨x, y_i⟩ + h_i) dμ − Σ ν_i h_i (gradient w(h) − ν).
 
     Returns the :class:`SemiDiscreteOT` result: ``.h`` (mean-centred heights), ``.assign(x)``,
-    ``.cell_mass(n)``, ``.history`` (tv, max_rel, empty, energy, n_samples, lr per iteration),
-    ``.converged``. Keyword arguments go to :class:`SemiDiscreteOT` (lr, sampler, n_samples, patience,
-    lr_decay, tol_tv, tol_rel, chunk_targets, chunk_samples, seed…).
+    ``.converged`` (only ever set by the independent certificate), ``.certificate`` (what was checked: kind,
+    max_rel, max_rel_upper, tv, empty, samples, seed), ``.message`` (one line), ``.cell_mass(n)`` and
+    ``.history``. Keyword arguments go to :class:`SemiDiscreteOT` (method, tol_rel, tol_tv, lr, sampler,
+    n_samples, patience, lr_decay, cert_z, cert_max_samples, chunk_targets, chunk_samples, seed…).
     """
     return SemiDiscreteOT(targets, weights, **kwargs).fit(max_iters, time_limit)

@@ -189,6 +189,12 @@ class W2Fit:
             by L-BFGS for every target sample (a lower bound up to Monte-Carlo error).
         w2_squared_primal: E|X − ∇ψ(X)|² on the same fresh source samples (the transport cost of the map).
         w2_squared_half: w2_squared / 2, the papers' ½-cost value.
+        relative_gap: |primal − dual| / dual on the fresh samples (0 for the optimal map with exact conjugates).
+        pushforward_error: held-out check that ∇ψ#μ is ν: (SW₂²(∇ψ(X'), Y') − SW₂²(Y'', Y')) / SW₂²(X', Y'), the
+            sliced-W2 excess over the two-sample noise floor, relative to not transporting at all (0 when the map
+            pushes μ to ν; about 1 for the identity map). Needed because the gap alone is 0 for *any* ψ whose
+            map is optimal onto the wrong law (e.g. the identity ψ = ½|x|²).
+        converged: relative_gap ≤ gap_tol and pushforward_error ≤ gap_tol (``certificate`` has the numbers).
         history: per-``log_every`` dicts (step, seconds, training dual estimate).
         seconds: wall time of training (without the final evaluation).
         cpu_seconds: CPU time of this process during training (robust to a shared machine).
@@ -202,6 +208,19 @@ class W2Fit:
     history: List[Dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    relative_gap: float = float("nan")
+    pushforward_error: float = float("nan")
+    gap_tol: float = 0.05
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.relative_gap <= self.gap_tol and self.pushforward_error <= self.gap_tol)
+
+    @property
+    def certificate(self) -> Dict[str, float]:
+        return {"w2_squared_dual": self.w2_squared, "w2_squared_primal": self.w2_squared_primal,
+                "relative_gap": self.relative_gap, "pushforward_error": self.pushforward_error,
+                "gap_tol": self.gap_tol, "converged": self.converged}
 
     @property
     def w2_squared_half(self) -> float:
@@ -338,6 +357,7 @@ def fit_w2(
     lr_decay: bool = True,
     standardise: bool = True,
     n_eval: int = 32768,
+    gap_tol: float = 0.05,
     log_every: int = 0,
     seed: Optional[int] = 0,
     device: Union[str, torch.device, None] = None,
@@ -361,7 +381,9 @@ def fit_w2(
         standardise: fit on centred laws scaled by one common factor s (pooled RMS std), then map back
             exactly (:class:`Standardised`); the solvers then never have to learn the mean shift.
         conj_max_iter, conj_tol: L-BFGS budget of the per-step conjugate solve (``restricted``).
-        n_eval: fresh samples for the final W2² estimates.
+        n_eval: fresh samples for the final W2² estimates and the certificate.
+        gap_tol: what ``converged`` certifies: relative duality gap and push-forward error both ≤ gap_tol
+            (:class:`W2Fit`); a fit that misses it says so in ``converged`` — it never raises.
         seed: torch seed (None: leave the RNG alone).
 
     Returns:
@@ -465,5 +487,27 @@ def fit_w2(
     xe, ye = draw(source_sampler, n_eval), draw(target_sampler, n_eval)
     warm = fit.inverse(ye, refine=False) if psi_bar is not None else None
     fit.w2_squared = dual_w2(psi, xe, ye, y_init=warm)
-    fit.w2_squared_primal = float((fit.forward(xe) - xe).pow(2).sum(-1).double().mean())
+    pushed = fit.forward(xe)
+    fit.w2_squared_primal = float((pushed - xe).pow(2).sum(-1).double().mean())
+    fit.gap_tol = float(gap_tol)
+    fit.relative_gap = abs(fit.w2_squared_primal - fit.w2_squared) / max(abs(fit.w2_squared), 1e-12)
+    fit.pushforward_error = pushforward_error(pushed, xe, ye, draw(target_sampler, n_eval))
     return fit
+
+
+@torch.no_grad()
+def pushforward_error(pushed: Tensor, x: Tensor, y: Tensor, y_other: Tensor, n_proj: int = 256,
+                      seed: int = 0) -> float:
+    """(SW₂²(T#X, Y) − SW₂²(Y', Y)) / SW₂²(X, Y) with cost |s − t|² on ``n_proj`` random directions: how far the
+    pushed samples ``pushed`` = T(x) are from the target sample ``y``, above the two-sample noise floor (an
+    independent target sample ``y_other``), relative to the untransported source. 0: T pushes μ to ν (up to
+    noise); 1: no better than the identity."""
+    from zoo.ot.kernels import random_projections, sliced_w2_squared
+
+    n = min(pushed.shape[0], x.shape[0], y.shape[0], y_other.shape[0])
+    proj = random_projections(n_proj, y.shape[1], torch.Generator().manual_seed(seed)).to(y)
+    y = y[:n]
+    sw_push = float(sliced_w2_squared(pushed[:n].to(y), y, proj))
+    floor = float(sliced_w2_squared(y_other[:n].to(y), y, proj))
+    base = float(sliced_w2_squared(x[:n].to(y), y, proj))
+    return max(0.0, sw_push - floor) / max(base, 1e-12)
