@@ -53,6 +53,13 @@ def device_info(trainer: Optional[pl.Trainer] = None) -> Dict[str, Any]:
     return info
 
 
+def _details(pl_module) -> Dict[str, Any]:
+    """A module's own record beside its metrics (``results_details()``, e.g. a solver's certificate), if it has one."""
+    fn = getattr(pl_module, "results_details", None)
+    out = fn() if callable(fn) else {}
+    return out if isinstance(out, dict) else {}
+
+
 def _scalar(v) -> Optional[float]:
     try:
         f = float(v)
@@ -99,6 +106,7 @@ class ResultsWriter(pl.Callback):
             "model_class_path": model_cfg.get("class_path") if isinstance(model_cfg, dict) else None,
             "seed": self.config.get("seed_everything") if isinstance(self.config, dict) else None,
             "metrics": metrics,
+            "details": _details(pl_module),
             "protocols": protocols,
             "steps": {"gen_step": gen_step_of(pl_module, trainer), "global_step": int(trainer.global_step),
                       "epochs": int(trainer.current_epoch)},

@@ -41,6 +41,26 @@ def test_all_stages_run_and_write_results(run):
     assert (run / "checkpoints" / "stage1-ae.ckpt").exists() and (run / "checkpoints" / "stage2-ot.ckpt").exists()
     stats = json.loads((run / "aeot_generation.json").read_text())
     assert stats["n_pairs"] == 2000 * 5 and len(stats["angle_hist_counts"]) == 40
+    # the OT stage's certificate is in results.json: exact cell masses (d = 2), within the config's tolerance
+    cert = res["details"]["ot_certificate"]
+    assert res["details"]["ot_method"] == "newton" and cert["kind"] == "exact" and cert["passed"]
+    assert cert["max_rel"] <= 0.05 and m["ot/converged"] == 1.0 and res["details"]["ot_message"].startswith("converged")
+
+
+def test_certified_masses_hold_on_fresh_samples(run):
+    """The saved h gives each of the 64 cells its mass 1/64 within the certified 5 %, on 4M brute-force points."""
+    from zoo.aeot import AEOT
+
+    model = AEOT.load_from_checkpoint(str(run / "checkpoints" / "stage2-ot.ckpt"), map_location="cpu")
+    y, h = model.targets.double(), model.h.double()
+    g = torch.Generator().manual_seed(3)
+    counts = torch.zeros(64, dtype=torch.float64)
+    for _ in range(16):
+        x = torch.rand(2**18, 2, generator=g, dtype=torch.float64) - 0.5
+        counts += torch.bincount((x @ y.T + h).argmax(1), minlength=64).double()
+    w = counts / (16 * 2**18)
+    se = (1 / 64 * (1 - 1 / 64) / (16 * 2**18)) ** 0.5
+    assert float((w * 64 - 1).abs().max()) <= 0.05 + 5 * 64 * se
 
 
 def test_checkpoints_hold_the_ot_state(run):

@@ -81,6 +81,7 @@ def test_sigterm_during_ot_stage_resumes(tmp_path):
     cmd = [sys.executable, "train.py", "fit", "--model", "aeot", "--data", "ring8", "--data.n_samples", "2000",
            "--model.hidden", "[32, 32]", "--model.max_gen_steps", "30", "--model.n_targets", "128",
            "--model.ot_iters_per_step", "1", "--model.ot_samples", "4096", "--model.ot_tol_tv", "1e-9",
+           "--model.ot_method", "adam",  # the sampled solver: Newton would finish (or stall) before the signal
            "--model.ot_patience", "100000", "--model.stats_samples", "1000", "--run_name", "run",
            "--trainer.default_root_dir", str(tmp_path), *COMMON]
     proc = _start(cmd + ["--model.ot_max_iters", "1000000"])  # the solve cannot finish before the signal

@@ -78,10 +78,14 @@ class AEOT(GANModule):
         ot_sampler: ``sobol`` (scrambled Sobol, fresh each iteration) or ``random``.
         ot_lr, ot_lr_decay, ot_patience, ot_samples, ot_max_samples: solver schedule
             (:class:`zoo.ot.semidiscrete.SemiDiscreteOT`).
-        ot_tol_tv, ot_tol_rel: convergence (batch TV ≤ tol_tv, no empty cell, max relative mass error
-            ≤ tol_rel if given). The batch TV of M i.i.d. points cannot go much below its Monte-Carlo floor
-            ½·Σ_i E|ŵ_i − ν_i| ≈ ½·sqrt(2N/(πM)) for N equal cells (scrambled Sobol points sit somewhat lower):
-            a tol_tv under the floor at ``ot_max_samples`` means the solve always runs to ``ot_max_iters``.
+        ot_method: ``auto`` (exact damped Newton for d ≤ 2 with the uniform source, Adam otherwise), ``newton``
+            or ``adam`` (:class:`zoo.ot.semidiscrete.SemiDiscreteOT`).
+        ot_tol_tv, ot_tol_rel: what the OT stage certifies: every cell's mass within ot_tol_rel of ν_i (relative),
+            TV ≤ ot_tol_tv, no empty cell — checked independently of the optimiser (exact cell masses in d ≤ 2,
+            otherwise 9/(tol_rel²·min ν) fresh samples, i.e. a standard error ≤ tol_rel/3 per cell). The stage ends
+            when the certificate passes or at ``ot_max_iters``; either way ``ot/converged``, the certified errors
+            and the one-line message go to the log and to ``results.json`` (``details.ot_certificate``).
+        ot_cert_max_samples: cap on the Monte-Carlo certificate's samples (a certificate needing more cannot pass).
         ot_max_iters: cap on solver iterations.
         ot_iters_per_step: solver iterations per Lightning ``training_step``.
         chunk_targets, chunk_samples: score block (memory budget = product × 4 bytes).
@@ -109,8 +113,10 @@ class AEOT(GANModule):
         ot_patience: int = 30,
         ot_samples: Optional[int] = None,
         ot_max_samples: int = 2**20,
+        ot_method: str = "auto",
         ot_tol_tv: float = 1e-2,
-        ot_tol_rel: Optional[float] = None,
+        ot_tol_rel: float = 0.05,
+        ot_cert_max_samples: int = 2**25,
         ot_max_iters: int = 2000,
         ot_iters_per_step: int = 10,
         chunk_targets: int = 2048,
@@ -148,6 +154,7 @@ class AEOT(GANModule):
         # OT state: targets, heights, Adam moments (resized when the OT starts or a checkpoint is loaded)
         self.register_buffer("targets", torch.zeros(0, d))
         self.register_buffer("h", torch.zeros(0))
+        self.register_buffer("ot_weights", torch.zeros(0))  # multiplicity of each distinct code
         self.register_buffer("ot_adam_m", torch.zeros(0))
         self.register_buffer("ot_adam_v", torch.zeros(0))
         self._solver: Optional[SemiDiscreteOT] = None
@@ -269,7 +276,9 @@ class AEOT(GANModule):
         scale = (codes - mean).pow(2).mean().sqrt().clamp_min(1e-8)
         self.code_mean.copy_(mean)
         self.code_scale.copy_(scale)
-        self.targets = (codes - mean) / scale
+        # identical codes (identical training points) cannot split a cell: one target each, weighted by its count
+        self.targets, counts = torch.unique((codes - mean) / scale, dim=0, return_counts=True)
+        self.ot_weights = counts.to(self.targets.dtype)
         n = self.targets.shape[0]
         self.h = torch.zeros(n, device=self.device)
         self.ot_adam_m = torch.zeros(n, device=self.device)
@@ -282,9 +291,12 @@ class AEOT(GANModule):
         """The OT solver over the buffers (h and the Adam moments are shared, updated in place)."""
         if self._solver is None or self._solver.targets.device != self.targets.device:
             hp = self.hparams
-            s = SemiDiscreteOT(self.targets, source=hp.ot_source, sampler=hp.ot_sampler, lr=hp.ot_lr,
+            weights = self.ot_weights if self.ot_weights.numel() == self.targets.shape[0] else None
+            s = SemiDiscreteOT(self.targets, weights, source=hp.ot_source, sampler=hp.ot_sampler,
+                               method=hp.ot_method, lr=hp.ot_lr,
                                n_samples=hp.ot_samples, max_samples=hp.ot_max_samples, patience=hp.ot_patience,
                                lr_decay=hp.ot_lr_decay, tol_tv=hp.ot_tol_tv, tol_rel=hp.ot_tol_rel,
+                               cert_max_samples=hp.ot_cert_max_samples,
                                chunk_targets=hp.chunk_targets, chunk_samples=hp.chunk_samples,
                                seed=int(torch.initial_seed()) % (2**31))
             s.h, s.adam_m, s.adam_v = self.h, self.ot_adam_m, self.ot_adam_v
@@ -314,7 +326,7 @@ class AEOT(GANModule):
         done = False
         for _ in range(int(self.hparams.ot_iters_per_step)):
             rec = s.step()
-            done = s.converged or s.t >= int(self.hparams.ot_max_iters)
+            done = s.converged or s.stalled or s.t >= int(self.hparams.ot_max_iters)
             if done:
                 break
         if self._distributed():
@@ -343,16 +355,22 @@ class AEOT(GANModule):
         s = self.solver()
         self.stage_buf.fill_(STAGES.index("done"))
         self.count_gen_step()
-        errs = s.errors(s.cell_mass(min(2**20, max(2**18, 256 * s.num_targets)), seed=4242))
+        if s.certificate.get("iteration") != s.t:  # the budget ran out: certify what was reached
+            s.certify()
+        cert = s.certificate
         stats = self.compute_generation_stats()
-        metrics = {"ot/final_tv": errs["tv"], "ot/final_max_rel": errs["max_rel"],
-                   "ot/final_empty": float(errs["empty"]), "ot/iters": float(s.t),
+        metrics = {"ot/final_tv": cert["tv"], "ot/final_max_rel": cert["max_rel"],
+                   "ot/final_max_rel_upper": cert["max_rel_upper"], "ot/final_empty": float(cert["empty"]),
+                   "ot/cert_samples": float(cert["samples"]), "ot/iters": float(s.t),
                    "ot/converged": float(s.converged), "aeot/rejected_fraction": stats["rejected_fraction"],
                    "aeot/interpolated_fraction": stats["interpolated_fraction"],
                    "aeot/angle_threshold": stats["threshold"]}
         if self._trainer is not None:
             self.log_dict({k: float(v) for k, v in metrics.items()}, on_step=True, on_epoch=False)
-        self.generation_stats = {**metrics, **stats}
+        self.generation_stats = {**metrics, **stats, "ot_certificate": dict(cert), "ot_message": s.message,
+                                 "ot_method": s.method}
+        if self._trainer is None or self.trainer.is_global_zero:
+            print(f"[zoo] AE-OT semi-discrete OT {s.message}", flush=True)
         self._save_stage = "stage2-ot"
 
     # ------------------------------------------------------------------ stage 3: generation
@@ -459,13 +477,18 @@ class AEOT(GANModule):
         size is the number of targets, known only once the OT stage has started. ``ddp_spawn`` hands the trained
         weights back to the launching process this way."""
         resized = False
-        for name in ("targets", "h", "ot_adam_m", "ot_adam_v"):
+        for name in ("targets", "h", "ot_weights", "ot_adam_m", "ot_adam_v"):
             if name in state_dict and getattr(self, name).shape != state_dict[name].shape:
                 setattr(self, name, torch.zeros_like(state_dict[name], device=self.code_mean.device))
                 resized = True
         if resized:
             self._solver = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def results_details(self) -> Dict[str, object]:
+        """What ``results.json`` records beside the metrics: the OT certificate and its one-line message."""
+        st = self.generation_stats
+        return {k: st[k] for k in ("ot_certificate", "ot_message", "ot_method") if k in st}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
