@@ -90,7 +90,7 @@ METHODS = [
     ("srgan", dict(SMALL, latent_dim=8, n_dis=2, sr_mode="dynamic", sr_layers="all", sr_every=2), 9, 3),
     ("icnn_w2", dict(SMALL, icnn_hidden=(16, 16), n_dis=2, pretrain_steps=3), 7, 4),
     ("dual_flow", dict(SMALL, scheme="implicit", inner_steps=3, memory=4), 11, 4),
-    ("aeot", dict(SMALL, n_targets=64, ot_max_iters=60, ot_iters_per_step=10, ot_patience=1000,
+    ("aeot", dict(SMALL, n_targets=64, ot_method="adam", ot_max_iters=60, ot_iters_per_step=10, ot_patience=1000,
                   stats_samples=500), 10, 4),          # the autoencoder stage ends inside a group, then the OT solve
 ]
 COMPARED = ("state_dict", "optimizer_states", "srgan", "dual_flow_memory", "dual_flow_power_vec", "aeot")

@@ -118,7 +118,7 @@ CASES = [
                                            "n_projections": 8, "tau": 0.05}, GEN_STEPS),
     # AE-OT: GEN_STEPS autoencoder steps, then 3 training steps of 10 OT iterations each (the 30-iteration cap ends
     # the stage), then the step that sees stage "done"
-    Case("aeot", "aeot", {**_SMALL, "n_targets": 64, "ot_samples": 2048, "ot_max_iters": 30, "ot_iters_per_step": 10,
+    Case("aeot", "aeot", {**_SMALL, "n_targets": 64, "ot_method": "adam", "ot_samples": 2048, "ot_max_iters": 30, "ot_iters_per_step": 10,
                           "ot_lr": 0.05, "top_k": 4, "stats_samples": 1000}, GEN_STEPS + 3 + 1),
 ]
 _BY_NAME = {c.name: c for c in CASES}

@@ -37,7 +37,7 @@ METHODS = [
     ("srgan", dict(SMALL, latent_dim=8, n_dis=2, sr_mode="dynamic", sr_layers="all", sr_every=2), 12, [11]),
     ("icnn_w2", dict(SMALL, icnn_hidden=(16, 16), n_dis=2, pretrain_steps=3), 8, [9]),
     ("dual_flow", dict(SMALL, scheme="implicit", inner_steps=3, memory=4), 12, [7]),
-    ("aeot", dict(SMALL, n_targets=64, ot_max_iters=60, ot_iters_per_step=10, ot_patience=1000,
+    ("aeot", dict(SMALL, n_targets=64, ot_method="adam", ot_max_iters=60, ot_iters_per_step=10, ot_patience=1000,
                   stats_samples=500), 12, [7, 15]),       # 7: autoencoder stage; 15: inside the OT solve
 ]
 
