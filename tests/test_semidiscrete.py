@@ -17,12 +17,7 @@ from zoo.ot.extended_map import calibrate_threshold, extended_map, facet_angles 
 from zoo.ot.semidiscrete import SemiDiscreteOT, power_argmax, power_topk, row_max, semi_discrete_ot  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------ chunked scores vs brute force

@@ -19,12 +19,7 @@ from zoo.ot.semidiscrete import SemiDiscreteOT, power_argmax, semi_discrete_ot
 ot = pytest.importorskip("ot")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mc_masses(y, h, n, seed, d=None):

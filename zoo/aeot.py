@@ -355,9 +355,7 @@ class AEOT(GANModule):
         s = self.solver()
         self.stage_buf.fill_(STAGES.index("done"))
         self.count_gen_step()
-        if s.certificate.get("iteration") != s.t:  # the budget ran out: certify what was reached
-            s.certify()
-        cert = s.certificate
+        cert = s.final_certificate()  # certifies what was reached when the budget ran out
         stats = self.compute_generation_stats()
         metrics = {"ot/final_tv": cert["tv"], "ot/final_max_rel": cert["max_rel"],
                    "ot/final_max_rel_upper": cert["max_rel_upper"], "ot/final_empty": float(cert["empty"]),

@@ -257,17 +257,17 @@ class SemiDiscreteOT:
             raise ConfigError("targets contain NaN or Inf values: check the codes passed to the OT solver")
         self.targets = targets.float() if not targets.is_floating_point() else targets
         big_n, self.d = self.targets.shape
+        self.source, self.sampler = source, sampler
         if big_n > 1 and torch.unique(self.targets, dim=0).shape[0] < big_n:
             raise ConfigError("targets contain exact duplicates, whose cells cannot share mass: pass the distinct "
                               "points with their multiplicities as weights (torch.unique(..., return_counts=True))")
-        low_d = self.d <= 2 and source == "uniform"
-        if method == "newton" and not low_d:
+        if method == "newton" and not self.exact:
             raise ConfigError(f"method='newton' needs d <= 2 and the uniform source (got d={self.d}, "
                               f"source={source!r}): use method='adam'")
-        self.method = ("newton" if low_d else "adam") if method == "auto" else method
-        if certificate not in ("auto", "exact", "monte_carlo") or (certificate == "exact" and not low_d):
+        self.method = ("newton" if self.exact else "adam") if method == "auto" else method
+        if certificate not in ("auto", "exact", "monte_carlo") or (certificate == "exact" and not self.exact):
             raise ConfigError(f"certificate={certificate!r}: use auto, monte_carlo, or exact (d <= 2, uniform source)")
-        self.certificate_kind = ("exact" if low_d else "monte_carlo") if certificate == "auto" else certificate
+        self.certificate_kind = ("exact" if self.exact else "monte_carlo") if certificate == "auto" else certificate
         dev, dt = self.targets.device, self.targets.dtype
         if weights is None:
             self.nu = torch.full((big_n,), 1.0 / big_n, device=dev, dtype=dt)
@@ -276,7 +276,6 @@ class SemiDiscreteOT:
             if w.shape[0] != big_n or not bool(torch.isfinite(w).all()) or bool((w <= 0).any()):
                 raise ConfigError("weights must be N positive numbers, one per target")
             self.nu = w / w.sum()
-        self.source, self.sampler = source, sampler
         self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
         self.max_samples = int(max_samples)
         self.patience, self.lr_decay = int(patience), float(lr_decay)
@@ -441,6 +440,7 @@ class SemiDiscreteOT:
         """One damped Newton step (Kitagawa–Mérigot–Thibert) on the exact masses and Hessian, then the exact
         certificate."""
         import numpy as np
+        import scipy.sparse as sp
         import scipy.sparse.linalg as spla
 
         from zoo.ot.power_diagram import power_diagram
@@ -460,7 +460,6 @@ class SemiDiscreteOT:
             delta = np.zeros(len(nu))
             if len(nu) > 1:
                 ridge = 1e-14 * max(1.0, float(hess.diagonal().max()))
-                import scipy.sparse as sp
                 sub = hess[keep][:, keep] + ridge * sp.identity(len(keep), format="csc")
                 delta[keep] = spla.spsolve(sub, -g[keep])
             eps0 = 0.5 * min(float(pd.cell_mass.min()), float(nu.min()))
@@ -557,9 +556,15 @@ class SemiDiscreteOT:
                 callback(rec)
             if self.converged or self.stalled or (time_limit is not None and time.perf_counter() - t0 >= time_limit):
                 break
-        if not self.converged and self.certificate.get("iteration") != self.t:
-            self.certify()
+        self.final_certificate()
         return self
+
+    def final_certificate(self) -> Dict[str, object]:
+        """The certificate of the current h: the last one if it was computed at this iteration, else a new one
+        (a solve stopped by its budget then states the error it reached)."""
+        if self.certificate.get("iteration") != self.t:
+            self.certify()
+        return self.certificate
 
     # ------------------------------------------------------------------ checkpointing
     _STATE_SCALARS = ("t", "lr", "n_samples", "best_tv", "since_best", "converged", "stalled", "cert_attempts",
