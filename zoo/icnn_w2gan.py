@@ -21,11 +21,18 @@ The modular design of Taghvaei & Jalali (2019), with the W2 solvers of :mod:`zoo
 Data are vectors ``(d,)`` or images flattened to vectors (``(C, H, W)`` in [-1, 1]: the generator ends in tanh,
 composite samples are clamped to [-1, 1]). The potentials work on x/s, with s the RMS norm per coordinate
 of the first real batch (a buffer): ∇ψ(x) = s ∇ψ_c(x/s), exact for Brenier maps.
+
+**Cost of a step.** ∇ψ comes from the ICNN's closed-form gradient (:meth:`zoo.ot.ICNN.value_and_grad`: one forward
+and one hand-written backward through the layers), so the W2GN loss needs one first-order backward instead of
+autograd's ``create_graph`` double backward; ``compile=True`` also hands the W2GN loss to ``torch.compile`` (one
+compilation, ~20–35 s on a CPU, then ~2× faster again; falls back to eager with one warning where it cannot
+build). docs/PERFORMANCE.md, "ICNN W2-GAN per generator step", has the measurements.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -34,11 +41,36 @@ from torch import Tensor, nn
 from zoo import nets
 from zoo.base import GANModule
 from zoo.errors import ConfigError
+from zoo.ot import w2 as _w2
 from zoo.ot.icnn import ICNN, conjugate_argmax, potential_grad, pretrain_identity
-from zoo.ot.w2 import default_hidden, minimax_losses, restricted_loss, w2gn_loss
+from zoo.ot.w2 import default_hidden, minimax_losses, restricted_loss
 from zoo.registry import register_model
 
 _SOLVERS = ("w2gn", "minimax", "restricted")
+_COMPILED: dict = {}  # the process's compiled W2GN loss (one per process; a module attribute would not pickle)
+
+
+def _w2gn_loss(compiled: bool):
+    """:func:`zoo.ot.w2.w2gn_loss`, through ``torch.compile`` when asked and buildable (else eager, one warning)."""
+    if not compiled or _COMPILED.get("failed"):
+        return _w2.w2gn_loss
+    if "fn" not in _COMPILED:
+        compiled_fn = torch.compile(_w2.w2gn_loss)
+
+        def first_call(*args):
+            try:
+                out = compiled_fn(*args)
+            except Exception as err:  # no C++ compiler / unsupported backend: the same loss, eagerly
+                warnings.warn(f"ICNN W2-GAN: torch.compile could not build the W2GN loss "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                              f"continuing without compilation (set model.compile false to silence this)")
+                _COMPILED["failed"] = True
+                return _w2.w2gn_loss(*args)
+            _COMPILED["fn"] = compiled_fn
+            return out
+
+        return first_call
+    return _COMPILED["fn"]
 
 
 class _Tanh(nn.Module):
@@ -67,6 +99,8 @@ class ICNNW2GAN(GANModule):
         pretrain_steps: maximum identity pre-training steps of each potential at build (0: none).
         composite_sample: ``sample()`` returns ∇ψ(G(z)) instead of G(z).
         conj_max_iter: L-BFGS iterations of the conjugate solve (``restricted``).
+        compile: evaluate the ``w2gn`` loss through ``torch.compile`` (pays on long runs: it costs one compilation
+            of ~20–35 s on a CPU; eager where it cannot build, with a warning). Same arithmetic either way.
     """
 
     def __init__(
@@ -87,6 +121,7 @@ class ICNNW2GAN(GANModule):
         pretrain_steps: int = 500,
         composite_sample: bool = False,
         conj_max_iter: int = 30,
+        compile: bool = False,
         data_shape: Optional[Sequence[int]] = None,
         max_gen_steps: Optional[int] = None,
     ):
@@ -126,10 +161,11 @@ class ICNNW2GAN(GANModule):
     def configure_optimizers(self):
         hp = self.hparams
         betas = tuple(hp.betas)
-        opts = [torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=betas),
-                torch.optim.Adam(self.psi.parameters(), lr=hp.lr_d, betas=betas)]
+        fused = dict(fused=True) if self.device.type in ("cpu", "cuda") else {}  # one kernel per step, same Adam
+        opts = [torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=betas, **fused),
+                torch.optim.Adam(self.psi.parameters(), lr=hp.lr_d, betas=betas, **fused)]
         if self.psi_bar is not None:
-            opts.append(torch.optim.Adam(self.psi_bar.parameters(), lr=hp.lr_d, betas=betas))
+            opts.append(torch.optim.Adam(self.psi_bar.parameters(), lr=hp.lr_d, betas=betas, **fused))
         return opts
 
     # ------------------------------------------------------------------ maps
@@ -169,7 +205,7 @@ class ICNNW2GAN(GANModule):
             x = self._flat(self.generate(self.sample_latent(real.shape[0]))) / s
         y = self._flat(real).float() / s
         if hp.solver == "w2gn":
-            loss = w2gn_loss(self.psi, self.psi_bar, x, y, self.cycle)
+            loss = _w2gn_loss(bool(hp.compile))(self.psi, self.psi_bar, x, y, self.cycle)
             opt_psi.zero_grad(set_to_none=True)
             opt_bar.zero_grad(set_to_none=True)
             self.manual_backward(loss)

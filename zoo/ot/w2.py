@@ -39,7 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import ConfigError
-from zoo.ot.icnn import ICNN, QuadraticPotential, conjugate_argmax, potential_grad, pretrain_identity
+from zoo.ot.icnn import (ICNN, QuadraticPotential, conjugate_argmax, potential_grad, potential_grad_autograd,
+                         pretrain_identity)
 
 __all__ = [
     "bures_w2",
@@ -321,13 +322,32 @@ def minimax_losses(f: nn.Module, g: nn.Module, x: Tensor, y: Tensor):
     return g_loss, f_loss
 
 
-def w2gn_loss(psi: nn.Module, psi_bar: nn.Module, x: Tensor, y: Tensor, cycle: float) -> Tensor:
-    """W2GN loss: E ψ(x) − E ψ(sg[∇ψ̄(y)]) + λ(E|∇ψ(∇ψ̄(y)) − y|² + E|∇ψ̄(∇ψ(x)) − x|²), λ = ``cycle``."""
-    inv_y = potential_grad(psi_bar, y, create_graph=True)
-    fwd_x = potential_grad(psi, x, create_graph=True)
+def w2gn_loss(psi: nn.Module, psi_bar: nn.Module, x: Tensor, y: Tensor, cycle: float,
+              grad: str = "closed_form") -> Tensor:
+    """W2GN loss: E ψ(x) − E ψ(sg[∇ψ̄(y)]) + λ(E|∇ψ(∇ψ̄(y)) − y|² + E|∇ψ̄(∇ψ(x)) − x|²), λ = ``cycle``.
+
+    ``grad="closed_form"`` (default, :class:`ICNN` potentials): ψ and ∇ψ come from one pass each
+    (:meth:`ICNN.value_and_grad`), and the loss is differentiated by one first-order backward. The term
+    E ψ(sg[u]), u = ∇ψ̄(y), reuses the pass at u that the cycle term needs: ψ(u) − ⟨sg[∇ψ(u)], u − sg[u]⟩ has
+    the value ψ(u), the parameter gradient ∂_θψ(u) and no gradient into u (the two u-gradients cancel).
+    ``grad="autograd"`` (and any potential without ``value_and_grad``): ∇ψ by autograd with ``create_graph``
+    and a double backward — the reference implementation.
+    """
+    if grad not in ("closed_form", "autograd"):
+        raise ConfigError(f"grad must be 'closed_form' or 'autograd', got {grad!r}")
+    if grad == "closed_form" and isinstance(psi, ICNN) and isinstance(psi_bar, ICNN):
+        _, inv_y = psi_bar.value_and_grad(y)
+        psi_x, fwd_x = psi.value_and_grad(x)
+        psi_u, fwd_u = psi.value_and_grad(inv_y)
+        psi_sg_u = psi_u - (fwd_u.detach() * (inv_y - inv_y.detach())).sum(-1)  # = ψ(sg[u]) in value and θ-gradient
+        dual = psi_x.mean() - psi_sg_u.mean()
+        cyc = (fwd_u - y).pow(2).sum(-1).mean() + (psi_bar.value_and_grad(fwd_x)[1] - x).pow(2).sum(-1).mean()
+        return dual + cycle * cyc
+    inv_y = potential_grad_autograd(psi_bar, y, create_graph=True)
+    fwd_x = potential_grad_autograd(psi, x, create_graph=True)
     dual = psi(x).mean() - psi(inv_y.detach()).mean()
-    cyc = (potential_grad(psi, inv_y, create_graph=True) - y).pow(2).sum(-1).mean() \
-        + (potential_grad(psi_bar, fwd_x, create_graph=True) - x).pow(2).sum(-1).mean()
+    cyc = (potential_grad_autograd(psi, inv_y, create_graph=True) - y).pow(2).sum(-1).mean() \
+        + (potential_grad_autograd(psi_bar, fwd_x, create_graph=True) - x).pow(2).sum(-1).mean()
     return dual + cycle * cyc
 
 

@@ -1,0 +1,185 @@
+#!/usr/bin/env python
+"""ICNN W2-GAN per generator step, before and after the closed-form gradient, side by side in one run.
+
+    python benchmarks/bench_icnn_speed.py --before 17136aa            # ring8 + digits, 3 rounds
+    python benchmarks/bench_icnn_speed.py --before 17136aa --quick    # smoke run (one round, few steps)
+
+Every measurement is a real ``pl.Trainer.fit`` of the committed config (``configs/icnn_w2gan/<data>.yaml``,
+VanillaGAN's ``configs/vanilla/<data>.yaml`` as the yardstick) in its own process with one torch thread, a CSV
+logger as train.py has (so the logged-only W2 estimate is paid on its logging batches), no evaluation callbacks,
+no checkpoints. The clock starts at generator step ``--warmup`` (so the ICNNs' identity pre-training and a
+compilation are excluded; both are reported separately) and stops ``--steps`` generator steps later. Variants:
+
+* ``before``   — the code at ``--before`` (a ``git worktree`` of that revision): ∇ψ by autograd with
+  ``create_graph``, the double backward, plain Adam;
+* ``eager``    — this tree, ``model.compile false``: closed-form ∇ψ (:meth:`zoo.ot.ICNN.value_and_grad`), fused Adam;
+* ``compiled`` — this tree, ``model.compile true``: the same with the W2GN loss through ``torch.compile``;
+* ``vanilla``  — VanillaGAN's config on the same data (this tree).
+
+The variants run interleaved (round-robin, ``--rounds`` rounds), so a slow phase of the machine hits all of them;
+the table gives medians over rounds of ms per generator step (wall and process CPU) and the ratios
+before / variant and variant / vanilla, each computed within a round and then the median taken.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIGS = {
+    "ring8": ("configs/icnn_w2gan/ring8.yaml", "configs/vanilla/ring8.yaml"),
+    "digits": ("configs/icnn_w2gan/digits.yaml", "configs/vanilla/digits.yaml"),
+}
+
+
+# ------------------------------------------------------------------------------------------- worker
+def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, seed: int) -> dict:
+    """One fit in this process with the code of ``tree``; returns the timing record (printed as JSON)."""
+    sys.path.insert(0, tree)
+    os.chdir(tree)
+    import importlib
+    import logging
+    import warnings
+
+    import pytorch_lightning as pl
+    import torch
+    import yaml
+    from pytorch_lightning.loggers import CSVLogger
+
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    torch.set_num_threads(1)
+    cfg = yaml.safe_load(open(config))
+
+    def make(section, extra=None):
+        mod, _, cls = cfg[section]["class_path"].rpartition(".")
+        kw = dict(cfg[section].get("init_args") or {})
+        kw.update(extra or {})
+        return getattr(importlib.import_module(mod), cls)(**kw)
+
+    t_build = time.perf_counter()
+    dm = make("data")
+    pl.seed_everything(seed, verbose=False)
+    model = make("model", dict(overrides, max_gen_steps=warmup + steps))
+    model.ensure_built(dm.data_shape)
+    build_s = time.perf_counter() - t_build
+    marks = {}
+
+    class Timer(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            g = int(module.gen_step)
+            if "w0" not in marks and g >= warmup:
+                marks.update(w0=time.perf_counter(), c0=time.process_time(), g0=g)
+            if "w1" not in marks and g >= warmup + steps:
+                marks.update(w1=time.perf_counter(), c1=time.process_time(), g1=g)
+
+        def on_train_start(self, trainer, module):
+            marks["start"] = time.perf_counter()
+
+    tcfg = cfg.get("trainer") or {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=-1, logger=CSVLogger(tmp),
+                             log_every_n_steps=int(tcfg.get("log_every_n_steps", 50)), enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, callbacks=[Timer()])
+        trainer.fit(model, datamodule=dm)
+    n = marks["g1"] - marks["g0"]
+    return dict(ms_wall=1e3 * (marks["w1"] - marks["w0"]) / n, ms_cpu=1e3 * (marks["c1"] - marks["c0"]) / n,
+                gen_steps=n, warmup_s=marks["w0"] - marks["start"], build_s=build_s)
+
+
+# ------------------------------------------------------------------------------------------- parent
+def run_variant(tree: Path, config: str, overrides: dict, warmup: int, steps: int, seed: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--tree", str(tree), "--config", config,
+           "--overrides", json.dumps(overrides), "--warmup", str(warmup), "--steps", str(steps), "--seed", str(seed)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(tree)))
+    if out.returncode != 0:
+        raise SystemExit(f"worker failed ({config}, {overrides}):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", help="git revision of the 'before' code (a worktree of it is made in a temp dir)")
+    ap.add_argument("--data", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=50, help="generator steps before the clock starts")
+    ap.add_argument("--steps", type=int, default=300, help="timed generator steps")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="one round, 10 + 40 steps")
+    ap.add_argument("--json", help="also write the raw records here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        print(json.dumps(worker(a.tree, a.config, json.loads(a.overrides), a.warmup, a.steps, a.seed)))
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import _common
+
+    if a.quick:
+        a.rounds, a.warmup, a.steps = 1, 10, 40
+    print(_common.header(f"rounds {a.rounds}, warm-up {a.warmup} generator steps, timed {a.steps}"))
+    tmp = tempfile.mkdtemp(prefix="icnn-before-")
+    variants = {}
+    if a.before:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), a.before], check=True,
+                       capture_output=True)
+        variants["before"] = (before, {})
+    variants["eager"] = (ROOT, {"compile": False})
+    variants["compiled"] = (ROOT, {"compile": True})
+    records = []
+    try:
+        for r in range(a.rounds):
+            for data in a.data:
+                icnn_cfg, van_cfg = CONFIGS[data]
+                jobs = list(variants.items()) + [("vanilla", (ROOT, {}))]
+                for name, (tree, ov) in (jobs if r % 2 == 0 else jobs[::-1]):
+                    cfg = van_cfg if name == "vanilla" else icnn_cfg
+                    rec = run_variant(tree, cfg, ov, a.warmup, a.steps, a.seed)
+                    rec.update(round=r, data=data, variant=name)
+                    records.append(rec)
+                    print(json.dumps(rec), flush=True)
+    finally:
+        if a.before:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "before")],
+                           capture_output=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(records, indent=1))
+    print()
+    print("| data | variant | ms / gen step, wall (median) | CPU | before / variant | variant / vanilla | warm-up s "
+          "(to step {}) |".format(a.warmup))
+    print("|---|---|---|---|---|---|---|")
+    for data in a.data:
+        by = {(x["variant"], x["round"]): x for x in records if x["data"] == data}
+        for name in list(variants) + ["vanilla"]:
+            rows = [by[(name, r)] for r in range(a.rounds)]
+            ratio_b = [by[("before", r)]["ms_wall"] / by[(name, r)]["ms_wall"] for r in range(a.rounds)] \
+                if "before" in variants else []
+            ratio_v = [by[(name, r)]["ms_wall"] / by[("vanilla", r)]["ms_wall"] for r in range(a.rounds)]
+            med = lambda k: statistics.median(x[k] for x in rows)  # noqa: E731
+            print(f"| {data} | {name} | {med('ms_wall'):.2f} | {med('ms_cpu'):.2f} | "
+                  f"{statistics.median(ratio_b):.2f}× | " if ratio_b else f"| {data} | {name} | "
+                  f"{med('ms_wall'):.2f} | {med('ms_cpu'):.2f} | — | ", end="")
+            print(f"{statistics.median(ratio_v):.2f} | {med('warmup_s'):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
