@@ -254,12 +254,13 @@ class PlainSNGAN(PlainLoop):
 
 class PlainICNNW2(PlainLoop):
     def setup(self):
+        from zoo.icnn_w2gan import _w2gn_loss
         from zoo.ot.icnn import potential_grad
-        from zoo.ot.w2 import w2gn_loss
 
         hp = self.twin.hparams
         assert hp.solver == "w2gn", "the plain ICNN loop implements the w2gn solver (the ring8 config's)"
-        self.potential_grad, self.w2gn_loss = potential_grad, w2gn_loss
+        # the same loss function as the module: zoo.ot.w2.w2gn_loss, through torch.compile when the config says so
+        self.potential_grad, self.w2gn_loss = potential_grad, _w2gn_loss(bool(hp.compile))
         self.opt_g, self.opt_psi, self.opt_bar = self.opts
         self.psi, self.psi_bar = self.twin.psi, self.twin.psi_bar
         self.cycle = self.twin.cycle
