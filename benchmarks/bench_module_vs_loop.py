@@ -71,13 +71,14 @@ import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from _common import LOG_EVERY_N_STEPS, Clock, METHODS, build, header, iqr, med, md_table, trainer
+from _common import LOG_EVERY_N_STEPS, ROOT, Clock, METHODS, build, header, iqr, med, md_table, trainer
 from datamodules.base import BatchGroup
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -254,13 +255,17 @@ class PlainSNGAN(PlainLoop):
 
 class PlainICNNW2(PlainLoop):
     def setup(self):
-        from zoo.icnn_w2gan import _w2gn_loss
         from zoo.ot.icnn import potential_grad
 
         hp = self.twin.hparams
         assert hp.solver == "w2gn", "the plain ICNN loop implements the w2gn solver (the ring8 config's)"
-        # the same loss function as the module: zoo.ot.w2.w2gn_loss, through torch.compile when the config says so
-        self.potential_grad, self.w2gn_loss = potential_grad, _w2gn_loss(bool(hp.compile))
+        try:  # the same loss function as the module: zoo.ot.w2.w2gn_loss, through torch.compile when configured
+            from zoo.icnn_w2gan import _w2gn_loss
+
+            loss_fn = _w2gn_loss(bool(hp.get("compile", False)))
+        except ImportError:  # code before 1df08b8 (run against an older revision for before/after tables)
+            from zoo.ot.w2 import w2gn_loss as loss_fn
+        self.potential_grad, self.w2gn_loss = potential_grad, loss_fn
         self.opt_g, self.opt_psi, self.opt_bar = self.opts
         self.psi, self.psi_bar = self.twin.psi, self.twin.psi_bar
         self.cycle = self.twin.cycle
@@ -383,7 +388,13 @@ class PlainAEOT(PlainLoop):
 
 
 PLAIN = {"vanilla": PlainVanilla, "wgan_gp": PlainWGANGP, "sngan": PlainSNGAN, "srgan": PlainSNGAN,
-         "icnn_w2": PlainICNNW2, "dual_flow": PlainDualFlow, "aeot": PlainAEOT}
+         "icnn_w2": PlainICNNW2, "dual_flow": PlainDualFlow, "aeot": PlainAEOT, "sngan_cifar10": PlainSNGAN}
+
+#: an image workload: configs/sngan/cifar10.yaml's nets (ResNet G 256 / D 128 channels, hinge, n_dis 5) on synthetic
+#: 3×32×32 images in [-1, 1] (an ArrayFile of IMAGE_SAMPLES uniform images; no download), batch IMAGE_BATCH
+#: (the config's 64 would take ~25 s per generator step on one CPU thread); lr_decay off (the plain loop has none)
+IMAGE_CONFIG, IMAGE_SAMPLES, IMAGE_BATCH = "configs/sngan/cifar10.yaml", 256, 8
+ALL_METHODS = METHODS + ["sngan_cifar10"]
 
 
 #: model init_args overriding the ring8 configs (``--hidden``: wider MLPs, to show the overhead is per batch)
@@ -401,7 +412,33 @@ def make(method: str, seed: int = 0):
     """(module, datamodule) with networks built; no step limit (AE-OT: its OT stage never starts)."""
     over = {"max_gen_steps": 10**9} if method == "aeot" else {"max_gen_steps": None}
     over.update(OVERRIDES)
+    if method == "sngan_cifar10":
+        return make_image(seed)
     model, dm, _ = build(method, seed=seed, data_overrides=DATA_OVERRIDES, **over)
+    dm.setup("fit")
+    return model, dm
+
+
+def make_image(seed: int = 0):
+    """The image workload (:data:`IMAGE_CONFIG`'s SN-GAN on synthetic CIFAR-shaped images)."""
+    import yaml
+
+    import numpy as np
+    import pytorch_lightning as pl
+
+    from datamodules import ArrayFile
+    from zoo.srgan import SNGAN
+
+    cfg = yaml.safe_load((ROOT / IMAGE_CONFIG).read_text())
+    path = Path(tempfile.gettempdir()) / f"zoo-bench-images-{IMAGE_SAMPLES}.npy"
+    if not path.exists():
+        rng = np.random.default_rng(0)
+        np.save(path, rng.uniform(-1, 1, size=(IMAGE_SAMPLES, 3, 32, 32)).astype(np.float32))
+    dm = ArrayFile(str(path), batch_size=IMAGE_BATCH, val_fraction=0.1, seed=0, **DATA_OVERRIDES)
+    kw = dict(cfg["model"]["init_args"], lr_decay=False, max_gen_steps=None)
+    pl.seed_everything(seed, verbose=False)
+    model = SNGAN(**kw)
+    model.ensure_built(dm.data_shape)
     dm.setup("fit")
     return model, dm
 
@@ -712,8 +749,6 @@ class _Probe(pl.Callback):
     def on_train_start(self, trainer, m):
         from pytorch_lightning.core.optimizer import LightningOptimizer
 
-        from zoo.base import PlainStepOptimizer
-
         counts, bwd = self.counts, m.manual_backward
 
         def counted(step):
@@ -722,12 +757,8 @@ class _Probe(pl.Callback):
                 return step(opt, *a, **k)
             return counted_step
 
-        # the module steps through PlainStepOptimizer on its fast path, which falls back to LightningOptimizer.step
-        # only with a closure: count both, once per step
-        self._restore = [(cls, cls.step) for cls in (LightningOptimizer, PlainStepOptimizer)]
-        self.fast_step = m._plain_optimizers is not None
-        (PlainStepOptimizer if self.fast_step else LightningOptimizer).step = counted(
-            (PlainStepOptimizer if self.fast_step else LightningOptimizer).step)
+        self._restore = [(LightningOptimizer, LightningOptimizer.step)]
+        LightningOptimizer.step = counted(LightningOptimizer.step)
 
         def counted_bwd(loss, *a, **k):
             counts["manual_backward calls"] += 1
@@ -752,15 +783,11 @@ class _Probe(pl.Callback):
         n = 3000
         x = torch.zeros(1, requires_grad=True)
         raw = torch.optim.SGD([x], lr=0.0)
-        from zoo.base import PlainStepOptimizer
-
         lopt = LightningOptimizer._to_lightning_optimizer(raw, trainer.strategy)
-        (_, step), (_, plain_step) = self._restore
-        fast = PlainStepOptimizer(lopt)
+        ((_, step),) = self._restore
         o = self.out
         o["plain: optimizer.step() (SGD, lr 0, one scalar)"] = _per_call(lambda: raw.step(), n)
         o["Lightning: LightningOptimizer.step() (same optimizer)"] = _per_call(lambda: step(lopt), n)
-        o["zoo: PlainStepOptimizer.step() (same optimizer)"] = _per_call(lambda: plain_step(fast), n)
         o["plain: loss.backward() (one-scalar graph)"] = _per_call(lambda: (x * 2).sum().backward(), n)
         o["module: self.manual_backward(loss) (same graph)"] = _per_call(
             lambda: m.__class__.manual_backward(m, (x * 2).sum()), n)
@@ -867,8 +894,7 @@ def profile(method: str, batches: int, cprofile: bool = True) -> dict:
     for k, v in probe.out.items():
         print(f"  {k:58s} {v:8.2f}")
     o = probe.out
-    module_step = ("zoo: PlainStepOptimizer.step() (same optimizer)" if probe.fast_step
-                   else "Lightning: LightningOptimizer.step() (same optimizer)")
+    module_step = "Lightning: LightningOptimizer.step() (same optimizer)"
     opt_oh = o[module_step] - o["plain: optimizer.step() (SGD, lr 0, one scalar)"]
     bwd_oh = o["module: self.manual_backward(loss) (same graph)"] - o["plain: loss.backward() (one-scalar graph)"]
     loop_oh = med(loop_a) - med(loop_b)
@@ -919,7 +945,7 @@ def block_of(method: str, block: int) -> int:
     """Generator steps per timed block: ``block``, or (0) about 10 batches: 10 for n_dis = 1, 2 for n_dis = 5."""
     if block:
         return block
-    return 2 if method in ("wgan_gp", "icnn_w2") else 10
+    return 1 if method == "sngan_cifar10" else 2 if method in ("wgan_gp", "icnn_w2") else 10
 
 
 def fmt_row(r: dict) -> dict:
@@ -938,7 +964,8 @@ def fmt_row(r: dict) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=ALL_METHODS,
+                   help="ring8 configs; sngan_cifar10: the CIFAR-10 SN-GAN nets on synthetic images (see IMAGE_CONFIG)")
     p.add_argument("--logger", choices=["none", "csv", "both"], default="both",
                    help="logger of the module's fit (both: one A/B run with each)")
     p.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
@@ -957,7 +984,7 @@ def main() -> None:
     p.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=None,
                    help="per-method overhead model (Lightning loop, plumbing, zoo bookkeeping; default: on, off "
                         "with --quick)")
-    p.add_argument("--profile", nargs="+", default=None, choices=METHODS,
+    p.add_argument("--profile", nargs="+", default=None, choices=ALL_METHODS,
                    help="only diagnose these methods, with a cProfile of the fit")
     p.add_argument("--profile-batches", type=int, default=500)
     p.add_argument("--nvml-only", action="store_true",
@@ -971,6 +998,13 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write all results as JSON to this file")
     a = p.parse_args()
     _common.setup(1)
+    if not a.nvml_only:  # the environment train.py trains in (zoo.cli.skip_nvml_cuda_check), for A and B alike
+        try:
+            from zoo.cli import skip_nvml_cuda_check
+        except ImportError:  # before bfd7a1b the import of zoo.base did it (run against older revisions)
+            import zoo.base  # noqa: F401
+        else:
+            skip_nvml_cuda_check()
     if a.hidden:
         OVERRIDES["hidden"] = list(a.hidden)
     if a.batches_per_step is not None:

@@ -26,8 +26,14 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-from zoo.base import BatchGroup  # noqa: F401  (the type of a grouped loader item; re-exported)
 from zoo.errors import ConfigError
+
+
+class BatchGroup(list):
+    """K consecutive real batches handed to one ``training_step`` (a datamodule's ``batches_per_step`` = K > 1);
+    each element is what the loader yields with K = 1 (a tensor or a tuple ``(data, labels…)``). A type of its
+    own, so a step tells a group from a batch without guessing from shapes; Lightning moves it to the device
+    element by element (it is a list)."""
 
 
 def _identity_collate(batch):

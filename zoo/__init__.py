@@ -7,15 +7,15 @@ Every method subclasses :class:`zoo.GANModule`, lives in one file under ``zoo/``
 
 import importlib
 
-from zoo.base import GANModule
 from zoo.errors import ConfigError
 from zoo.registry import list_models, register_model, resolve_model
-from zoo import nets
-from zoo.vanilla import VanillaGAN
 
 __version__ = "0.1.0"
 
+# imported on first access, so ``import zoo.errors`` (which the datamodules do) loads none of the models
 _LAZY = {
+    "GANModule": "zoo.base",
+    "VanillaGAN": "zoo.vanilla",
     "WGANGP": "zoo.wgan_gp",
     "SNGAN": "zoo.srgan",
     "SRGAN": "zoo.srgan",
@@ -28,6 +28,8 @@ __all__ = ["GANModule", "VanillaGAN", "ConfigError", "list_models", "register_mo
 
 
 def __getattr__(name):
+    if name == "nets":
+        return importlib.import_module("zoo.nets")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -28,35 +28,19 @@ updates, staged training) override ``train_batch`` and call :meth:`count_gen_ste
 
 from __future__ import annotations
 
-import ctypes.util
 import math
-import os
-import random
 from itertools import chain
 from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from datamodules.base import BatchGroup
+from zoo.rng import rng_state, set_rng_state
 from zoo.errors import ConfigError
 
-# Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 for the whole process; every Adam step then calls
-# torch.cuda.is_available(), which first tries to dlopen NVML. Without NVML (CPU machines) that attempt can only fail
-# and fall back, and it cost 5-8 % of a small GAN's step (docs/PERFORMANCE.md, section 1c). Where NVML exists the
-# variable stays set.
-if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and ctypes.util.find_library("nvidia-ml") is None:
-    del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
-
 __all__ = ["GANModule", "BatchGroup"]
-
-
-class BatchGroup(list):
-    """K consecutive real batches handed to one ``training_step`` (a datamodule's ``batches_per_step`` = K > 1);
-    each element is what the loader yields with K = 1 (a tensor or a tuple ``(data, labels…)``). A type of its
-    own, so a step tells a group from a batch without guessing from shapes; Lightning moves it to the device
-    element by element (it is a list)."""
 
 
 class GANModule(pl.LightningModule):
@@ -89,19 +73,8 @@ class GANModule(pl.LightningModule):
         self._built = False
         self._steps = 0  # training_step calls so far (= batch_step without grouping; saved in checkpoints)
         self._final_batch = True  # the batch being trained on is the last of its training_step
-        self._plain_backward = False  # manual_backward may call loss.backward() directly (set at on_train_start)
-        self._plain_optimizers = None  # what optimizers() returns while their step() may skip Lightning's plumbing
         self.register_buffer("gen_step_buf", torch.zeros((), dtype=torch.long))
         self.register_buffer("batch_step_buf", torch.zeros((), dtype=torch.long))
-
-    def __setattr__(self, name: str, value) -> None:
-        # Lightning sets _current_fx_name twice around every hook call (dozens per batch with manual
-        # optimization); it is a plain string, never a parameter, buffer or module, so nn.Module's checks
-        # (about 3 µs each) are skipped for it. Every other attribute goes through nn.Module.__setattr__.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ networks
     def build(self, data_shape: Tuple[int, ...]) -> None:  # pragma: no cover - abstract
@@ -163,61 +136,9 @@ class GANModule(pl.LightningModule):
         self._rng_to_restore = zoo.get("rng")
         self._steps_to_restore = zoo.get("steps")  # older checkpoints (one batch per step): batch_step
 
-    def manual_backward(self, loss: Tensor, *args, **kwargs) -> None:
-        """Lightning's ``manual_backward``, or ``loss.backward()`` itself when that is all it would do (see
-        :meth:`_backward_is_plain`): Lightning's version dispatches four hooks per call, about 80 µs on a CPU —
-        2 % of a small GAN's step."""
-        if self._plain_backward:
-            loss.backward(*args, **kwargs)
-        else:
-            super().manual_backward(loss, *args, **kwargs)
-
-    def _backward_is_plain(self) -> bool:
-        """True when Lightning's ``manual_backward`` reduces to ``loss.backward()``: one device (no DDP hooks),
-        32-bit precision (no loss scaling), no profiler, and no callback or module hook on the backward pass
-        (``on_before_backward``, ``on_after_backward``, ``backward``)."""
-        from pytorch_lightning.plugins.precision import Precision
-        from pytorch_lightning.profilers import PassThroughProfiler
-        from pytorch_lightning.strategies import SingleDeviceStrategy
-        from pytorch_lightning.utilities.model_helpers import is_overridden
-
-        t = self.trainer
-        hooks = ("on_before_backward", "on_after_backward")
-        return (type(t.strategy) is SingleDeviceStrategy and type(t.precision_plugin) is Precision
-                and isinstance(t.profiler, PassThroughProfiler) and self._fabric is None
-                and not any(is_overridden(h, cb, pl.Callback) for cb in t.callbacks for h in hooks)
-                and not any(is_overridden(h, self, pl.LightningModule) for h in hooks + ("backward",)))
-
-    def optimizers(self, use_pl_optimizer: bool = True):
-        """Lightning's ``optimizers()``; during a fit where Lightning's optimizer step would only dispatch hooks
-        nobody listens to (:meth:`_step_is_plain`), each comes wrapped in :class:`PlainStepOptimizer`."""
-        if use_pl_optimizer and self._plain_optimizers is not None:
-            return self._plain_optimizers
-        return super().optimizers(use_pl_optimizer)
-
-    def _step_is_plain(self) -> bool:
-        """True when ``LightningOptimizer.step()`` reduces to the torch optimizer's ``step()`` between Lightning's
-        step counters: the conditions of :meth:`_backward_is_plain`, and no callback or module hook
-        ``on_before_optimizer_step`` (precision plugins call it from the step's closure)."""
-        from pytorch_lightning.utilities.model_helpers import is_overridden
-
-        hook = "on_before_optimizer_step"
-        return (self._backward_is_plain() and not is_overridden(hook, self, pl.LightningModule)
-                and not any(is_overridden(hook, cb, pl.Callback) for cb in self.trainer.callbacks))
-
-    def on_train_end(self) -> None:
-        self._plain_backward = False
-        self._plain_optimizers = None
-
     def on_train_start(self) -> None:
         """Restore the generators' states of a loaded checkpoint, as late as possible before the first batch
         (anything that draws random numbers while Lightning sets up cannot shift the resumed run's noise)."""
-        self._plain_backward = self._backward_is_plain()
-        self._plain_optimizers = None
-        if self._step_is_plain() and not self.automatic_optimization:
-            opts = super().optimizers()
-            self._plain_optimizers = ([PlainStepOptimizer(o) for o in opts] if isinstance(opts, list)
-                                      else PlainStepOptimizer(opts))
         state = getattr(self, "_rng_to_restore", None)
         if state:
             set_rng_state(state)
@@ -422,65 +343,7 @@ class GANModule(pl.LightningModule):
         return torch.cat(chunks)
 
 
-def rng_state() -> dict:
-    """The states of torch's CPU (and initialised CUDA) generators, numpy's and Python's, as tensors and plain
-    Python values only, so checkpoints holding them still load with ``torch.load(weights_only=True)`` (Lightning's
-    ``_collect_rng_states`` keeps numpy's state as an ndarray tuple, which that loader refuses)."""
-    np_state = np.random.get_state()
-    version, keys, gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Inverse of :func:`rng_state`."""
-    torch.set_rng_state(state["torch"])
-    if "numpy" in state:
-        s = state["numpy"]
-        np.random.set_state(("MT19937", s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
-                             s["cached_gaussian"]))
-    if "python" in state:
-        s = state["python"]
-        random.setstate((s["version"], tuple(int(k) for k in s["keys"].tolist()), s["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        cuda = state["cuda"]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-
-
 def _split(n: int, size: int):
     size = max(1, size)
     for i in range(math.ceil(n / size)):
         yield min(size, n - i * size)
-
-
-class PlainStepOptimizer:
-    """A ``LightningOptimizer`` whose ``step()`` without a closure is the torch optimizer's own ``step()``
-    between Lightning's step counters (so ``trainer.global_step`` counts it), without the strategy / precision
-    plumbing: ``GANModule`` hands these out only when that plumbing would do nothing else (one device, fp32, no
-    profiler, no ``on_before_optimizer_step`` listener). Saves about 25 µs per step on a CPU. Anything else
-    (a closure, step kwargs, ``zero_grad``, ``param_groups``, ``toggle_model``) goes to the Lightning optimizer."""
-
-    __slots__ = ("lightning_optimizer",)
-
-    def __init__(self, lightning_optimizer):
-        self.lightning_optimizer = lightning_optimizer
-
-    def step(self, closure=None, **kwargs):
-        lopt = self.lightning_optimizer
-        if closure is not None or kwargs:
-            return lopt.step(closure, **kwargs)
-        lopt._on_before_step()  # the manual-optimization loop's counters (and profiler, a no-op here)
-        out = lopt.optimizer.step()
-        lopt._on_after_step()
-        return out
-
-    def __getattr__(self, name):
-        return getattr(self.lightning_optimizer, name)

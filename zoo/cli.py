@@ -238,6 +238,20 @@ def preflight(model: pl.LightningModule, datamodule: Optional[pl.LightningDataMo
         model.validate_data_shape(shape)
 
 
+def skip_nvml_cuda_check() -> None:
+    """A process-level setting of this entry point (``train.py`` / ``zoo.cli.main``), never of the library.
+
+    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` for the whole process; every Adam step then calls
+    ``torch.cuda.is_available()``, which first tries to dlopen NVML. Where NVML is missing (CPU machines) that
+    attempt can only fail and fall back, and it cost 5–8 % of a 2-D GAN's step (docs/PERFORMANCE.md, section 1c),
+    so the training command removes the variable there. Where NVML exists the variable stays set.
+    """
+    import ctypes.util
+
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and ctypes.util.find_library("nvidia-ml") is None:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
 def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
     """Entry point of ``train.py fit ...``; returns the CLI object (for tests and the comparison runner).
 
@@ -249,6 +263,7 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
 
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
+    skip_nvml_cuda_check()
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] == "fit":
         argv = argv[1:]

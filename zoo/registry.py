@@ -33,8 +33,14 @@ def register_model(name: str) -> Callable[[Type], Type]:
     return deco
 
 
+def _load_methods() -> None:
+    """Import the zoo's own method files (each registers itself); plug-ins register when their module is imported."""
+    importlib.import_module("zoo.methods")
+
+
 def list_models() -> List[str]:
     """Short names of all registered methods, sorted."""
+    _load_methods()
     return sorted(_MODELS)
 
 
@@ -48,6 +54,7 @@ def resolve_model(name: str) -> Type:
     Raises :class:`ConfigError` (one line, listing the known names) when nothing matches.
     """
     key = name.lower()
+    _load_methods()
     if key in _MODELS:
         return _MODELS[key]
     for cls in _MODELS.values():
