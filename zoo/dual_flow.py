@@ -349,7 +349,6 @@ class DualFlowGAN(GANModule):
             payoff = payoff - self.hparams.gp_weight * pen
         return payoff
 
-    # ------------------------------------------------------------------ DDP
     # ------------------------------------------------------------------ one step of the dual flow
     def train_batch(self, real: Tensor) -> Dict[str, Tensor]:
         logs = self.flow_step(real)

@@ -47,32 +47,6 @@ from zoo.ot.w2 import default_hidden, minimax_losses, restricted_loss
 from zoo.registry import register_model
 
 _SOLVERS = ("w2gn", "minimax", "restricted")
-_COMPILED: dict = {}  # the process's compiled W2GN loss (one per process; a module attribute would not pickle)
-
-
-def _w2gn_loss(compiled: bool):
-    """:func:`zoo.ot.w2.w2gn_loss`, through ``torch.compile`` when asked and buildable (else eager, one warning)."""
-    if not compiled or _COMPILED.get("failed"):
-        return _w2.w2gn_loss
-    if "fn" not in _COMPILED:
-        compiled_fn = torch.compile(_w2.w2gn_loss)
-
-        def first_call(*args):
-            try:
-                out = compiled_fn(*args)
-            except Exception as err:  # no C++ compiler / unsupported backend: the same loss, eagerly
-                warnings.warn(f"ICNN W2-GAN: torch.compile could not build the W2GN loss "
-                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                              f"continuing without compilation (set model.compile false to silence this)")
-                _COMPILED["failed"] = True
-                return _w2.w2gn_loss(*args)
-            _COMPILED["fn"] = compiled_fn
-            return out
-
-        return first_call
-    return _COMPILED["fn"]
-
-
 class _Tanh(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -260,3 +234,30 @@ class ICNNW2GAN(GANModule):
             if self.is_image:
                 x = x.clamp(-1, 1)
         return x
+
+
+# ---------------------------------------------------------------------------- plumbing: the compiled loss
+_COMPILED: dict = {}  # the process's compiled W2GN loss (one per process; a module attribute would not pickle)
+
+
+def _w2gn_loss(compiled: bool):
+    """:func:`zoo.ot.w2.w2gn_loss`, through ``torch.compile`` when asked and buildable (else eager, one warning)."""
+    if not compiled or _COMPILED.get("failed"):
+        return _w2.w2gn_loss
+    if "fn" not in _COMPILED:
+        compiled_fn = torch.compile(_w2.w2gn_loss)
+
+        def first_call(*args):
+            try:
+                out = compiled_fn(*args)
+            except Exception as err:  # no C++ compiler / unsupported backend: the same loss, eagerly
+                warnings.warn(f"ICNN W2-GAN: torch.compile could not build the W2GN loss "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                              f"continuing without compilation (set model.compile false to silence this)")
+                _COMPILED["failed"] = True
+                return _w2.w2gn_loss(*args)
+            _COMPILED["fn"] = compiled_fn
+            return out
+
+        return first_call
+    return _COMPILED["fn"]
