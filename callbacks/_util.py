@@ -104,6 +104,16 @@ class EveryNGenSteps:
         self._last = int(state.get("last", -1))
 
 
+def log_step(trainer: pl.Trainer) -> int:
+    """The step Lightning gives the rows ``self.log`` writes during the current training step (the index of the
+    training step, ``fit_loop.epoch_loop._batches_that_stepped``), so evaluation rows share the training rows' axis
+    and a resumed run can tell the rows before its checkpoint from those after (:mod:`callbacks.history`);
+    ``global_step`` where the loop does not expose it."""
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    step = getattr(loop, "_batches_that_stepped", None)
+    return int(step) if step is not None else int(trainer.global_step)
+
+
 def log_eval(trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict) -> None:
     """Send evaluation scalars straight to every logger (at the current step, with ``trainer/gen_step``
     beside them) and keep them in ``trainer.callback_metrics`` for checkpoints and ``results.json``.
@@ -113,7 +123,8 @@ def log_eval(trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict) 
     """
     values = {k: float(v) for k, v in metrics.items()}
     values["trainer/gen_step"] = float(gen_step_of(pl_module, trainer))
+    step = log_step(trainer)
     for lg in trainer.loggers:
-        lg.log_metrics(values, step=trainer.global_step)
+        lg.log_metrics(values, step=step)
     for k, v in values.items():
         trainer.callback_metrics[k] = torch.tensor(v)

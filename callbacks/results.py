@@ -1,5 +1,9 @@
 """``results.json``: one file per run with final metrics, config, versions, device, wall time and steps.
 
+Times: ``wall_time_s`` and ``cpu_time_s`` cover every segment of a resumed run (``segments`` of them; the
+current one alone in ``segment_wall_time_s``) when :class:`callbacks.history.RunHistory` is among the callbacks
+(``train.py`` adds it), else ``wall_time_s`` of this fit.
+
 Written atomically (temp file + ``os.replace``) at the end of fit (``status: complete``) and when training
 stops on an exception or an interrupt (``status: incomplete``, with the error), so a run's results are never
 half-written or lost.
@@ -20,6 +24,7 @@ import pytorch_lightning as pl
 import torch
 
 from callbacks._util import atomic_write_json, gen_step_of, run_dir
+from callbacks.history import run_clock
 
 RESULTS_FILE = "results.json"
 
@@ -110,7 +115,7 @@ class ResultsWriter(pl.Callback):
             "protocols": protocols,
             "steps": {"gen_step": gen_step_of(pl_module, trainer), "global_step": int(trainer.global_step),
                       "epochs": int(trainer.current_epoch)},
-            "wall_time_s": round(time.perf_counter() - self._t0, 3) if self._t0 is not None else None,
+            **self._times(trainer),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": versions(),
             "device": device_info(trainer),
@@ -119,6 +124,15 @@ class ResultsWriter(pl.Callback):
                           "last_checkpoint": ckpt or None},
             "config": self.config,
         }
+
+    def _times(self, trainer: pl.Trainer) -> Dict[str, Any]:
+        """Wall and process-CPU seconds of the whole run over its segments (:class:`callbacks.history.RunHistory`),
+        else of this fit."""
+        clock = run_clock(trainer)
+        if clock is not None:
+            return {"wall_time_s": round(clock.wall_s(), 3), "cpu_time_s": round(clock.cpu_s(), 3),
+                    "segments": clock.segments, "segment_wall_time_s": round(clock.segment_wall_s(), 3)}
+        return {"wall_time_s": round(time.perf_counter() - self._t0, 3) if self._t0 is not None else None}
 
     def write(self, trainer, pl_module, status: str, error: Optional[str] = None) -> Optional[Path]:
         if not trainer.is_global_zero:

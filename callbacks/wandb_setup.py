@@ -28,6 +28,7 @@ from typing import Any, Dict, Optional
 import pytorch_lightning as pl
 
 from callbacks._util import gen_step_of
+from callbacks.history import run_clock
 
 __all__ = ["WandbSetup", "SUMMARIES", "X_AXIS", "find_wandb_logger", "run_identity"]
 
@@ -136,7 +137,10 @@ class WandbSetup(pl.Callback):
         if summary is None:
             return
         values = {"gen_steps": gen_step_of(pl_module, trainer)}
-        if self._t0 is not None:
+        clock = run_clock(trainer)
+        if clock is not None:  # every segment of a resumed run
+            values["wall_time_s"] = round(clock.wall_s(), 3)
+        elif self._t0 is not None:
             values["wall_time_s"] = round(time.perf_counter() - self._t0, 3)
         summary.update(values)
 

@@ -136,6 +136,23 @@ class ResumableSampler(DistributedSampler):
         return iter(mine[skip * self.batch_size:len(self)].tolist())
 
 
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` that states its resumability to Lightning through Lightning's own interface
+    (``state_dict`` / ``load_state_dict``, saved in and restored from checkpoints with the loops' state): its state is
+    its datamodule's — the order seed and the number of batches consumed, from which :class:`ResumableSampler`
+    continues exactly where an uninterrupted run would be."""
+
+    def __init__(self, datamodule: "GANDataModule", *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._datamodule = datamodule
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self._datamodule.state_dict()
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self._datamodule.load_state_dict(state_dict)
+
+
 class GANDataModule(pl.LightningDataModule):
     """Base class: batch size checks, shuffled drop-last loaders, held-out reference samples.
 
@@ -191,7 +208,8 @@ class GANDataModule(pl.LightningDataModule):
         on the same batches for every K)."""
         collate = _identity_collate if hasattr(dataset, "__getitems__") else default_collate
         k = self.batches_per_step
-        return DataLoader(
+        return ResumableDataLoader(
+            self,
             dataset,
             batch_size=self.batch_size * k,
             sampler=sampler,

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import netrc
 import os
 import pickle
@@ -31,12 +32,12 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from callbacks.distances import SampleDistances
 from callbacks.fid import FID
+from callbacks.history import RunCSVLogger, RunHistory
 from callbacks.modes import ModeCoverage
 from callbacks.plots import SamplePlot
 from callbacks.results import ResultsWriter
@@ -109,16 +110,11 @@ def wandb_credentials() -> bool:
 
 
 def default_loggers(root: str, run_name: str, use_wandb: bool, project: str) -> list:
-    """CSV logs always (a resumed run's earlier ``metrics.csv`` is kept as ``metrics.<time>.csv``, since
-    Lightning's CSV logger would delete it), plus W&B unless disabled."""
-    old = Path(root) / run_name / "metrics.csv"
-    if old.is_file():
-        old.rename(old.with_name(f"metrics.{time.strftime('%Y%m%d-%H%M%S')}.csv"))
-    loggers: list = [CSVLogger(save_dir=root, name=run_name, version="")]
+    """CSV logs always (:class:`callbacks.history.RunCSVLogger`: ``<run dir>/metrics.csv``, one history over a
+    run's resumed segments), plus W&B unless disabled (the same W&B run id for the same run folder, resumed)."""
+    loggers: list = [RunCSVLogger(save_dir=root, name=run_name)]
     mode = os.environ.get("WANDB_MODE", "").lower()
     if use_wandb and mode not in ("disabled", "dryrun-disabled"):
-        from pytorch_lightning.loggers import WandbLogger
-
         has_key = wandb_credentials()
         online = has_key and mode != "offline"
         if not online:
@@ -126,9 +122,21 @@ def default_loggers(root: str, run_name: str, use_wandb: bool, project: str) -> 
             print(f"[zoo] W&B: {why}; logging offline under {Path(root) / run_name} "
                   "(upload later with `wandb sync`)", file=sys.stderr)
         os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(name=run_name, project=project, save_dir=str(Path(root) / run_name),
-                                   offline=not online, id=_wandb_id(root, run_name)))
+        loggers.append(_wandb_logger(name=run_name, project=project, save_dir=str(Path(root) / run_name),
+                                     offline=not online, id=_wandb_id(root, run_name)))
     return loggers
+
+
+def _wandb_logger(**kwargs):
+    """Lightning's ``WandbLogger`` (which resumes a run with the same id: ``resume="allow"``), without the
+    ``anonymous`` setting it always passes to ``wandb.init``: current W&B ignores it and warns about it on every run."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    logger = WandbLogger(**kwargs)
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and init.get("anonymous") is None:
+        init.pop("anonymous", None)
+    return logger
 
 
 def _wandb_id(root: str, run_name: str) -> str:
@@ -203,6 +211,7 @@ class ZooCLI(LightningCLI):
         callbacks = list(callbacks) + [
             LastCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=every),
             InterruptCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
+            RunHistory(),
             ResultsWriter(config=cfg_dict),
             WandbSetup(),
         ]
@@ -223,7 +232,6 @@ _QUIET = (
     r".*LightningCLI's args parameter is intended.*",
     r".*was called without a model.*",  # OnExceptionCheckpoint makes fit() resume from last.ckpt if present
     r".*there is no last checkpoint available.*",
-    r".*litlogger.*",
     r".*isinstance\(treespec, LeafSpec\).*",
     r".*does not have many workers.*",
     r".*The number of training batches.*",
@@ -236,6 +244,21 @@ def preflight(model: pl.LightningModule, datamodule: Optional[pl.LightningDataMo
     shape = getattr(datamodule, "data_shape", None)
     if isinstance(model, GANModule) and shape is not None:
         model.validate_data_shape(shape)
+
+
+class _NoAdvert(logging.Filter):
+    """Drops Lightning's one-line advertisement for its hosted logger (printed at the start of every fit through
+    Python's logging, which is the switch Lightning offers for its messages); every other line passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.getMessage())
+
+
+def quiet_advertisement() -> None:
+    for name in ("lightning_fabric.utilities.rank_zero", "pytorch_lightning.utilities.rank_zero"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _NoAdvert) for f in lg.filters):
+            lg.addFilter(_NoAdvert())
 
 
 def skip_nvml_cuda_check() -> None:
@@ -264,6 +287,7 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     skip_nvml_cuda_check()
+    quiet_advertisement()
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] == "fit":
         argv = argv[1:]
