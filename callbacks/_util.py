@@ -116,13 +116,20 @@ def log_step(trainer: pl.Trainer) -> int:
 
 def log_eval(trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict) -> None:
     """Send evaluation scalars straight to every logger (at the current step, with ``trainer/gen_step``
-    beside them) and keep them in ``trainer.callback_metrics`` for checkpoints and ``results.json``.
+    beside them, and ``time/wall_s`` / ``time/cpu_s`` — the run's seconds so far over all its segments — when the
+    trainer has a :class:`callbacks.history.RunHistory`) and keep them in ``trainer.callback_metrics`` for checkpoints and ``results.json``.
 
     ``self.log`` from a callback would only reach the loggers on ``log_every_n_steps`` boundaries; evaluation
     runs on its own cadence, so it logs directly.
     """
     values = {k: float(v) for k, v in metrics.items()}
     values["trainer/gen_step"] = float(gen_step_of(pl_module, trainer))
+    from callbacks.history import run_clock
+
+    clock = run_clock(trainer)
+    if clock is not None:  # the run's cost so far, over all its segments (wall-clock and CPU curves)
+        values["time/wall_s"] = round(clock.wall_s(), 3)
+        values["time/cpu_s"] = round(clock.cpu_s(), 3)
     step = log_step(trainer)
     for lg in trainer.loggers:
         lg.log_metrics(values, step=step)
