@@ -3,10 +3,11 @@
 
     python benchmarks/bench_icnn_speed.py --before 17136aa            # ring8 + digits, 3 rounds
     python benchmarks/bench_icnn_speed.py --before 17136aa --quick    # smoke run (one round, few steps)
+    python benchmarks/bench_icnn_speed.py --profile                   # per-op tables of one discriminator update
 
 Every measurement is a real ``pl.Trainer.fit`` of the committed config (``configs/icnn_w2gan/<data>.yaml``,
-VanillaGAN's ``configs/vanilla/<data>.yaml`` as the yardstick) in its own process with one torch thread, a CSV
-logger as train.py has (so the logged-only W2 estimate is paid on its logging batches), no evaluation callbacks,
+VanillaGAN's ``configs/vanilla/<data>.yaml`` as the yardstick) in its own process with one torch thread, the process
+environment of train.py (``zoo.cli.skip_nvml_cuda_check``), a CSV logger as train.py has (so the logged-only W2 estimate is paid on its logging batches), no evaluation callbacks,
 no checkpoints. The clock starts at generator step ``--warmup`` (so the ICNNs' identity pre-training and a
 compilation are excluded; both are reported separately) and stops ``--steps`` generator steps later. Variants:
 
@@ -64,6 +65,12 @@ def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, see
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     torch.set_num_threads(1)
+    try:  # the process setting train.py's entry point applies (before a0b2bbe importing zoo.base applied it)
+        from zoo.cli import skip_nvml_cuda_check
+    except ImportError:
+        import zoo.base  # noqa: F401
+    else:
+        skip_nvml_cuda_check()
     cfg = yaml.safe_load(open(config))
 
     def make(section, extra=None):
@@ -102,6 +109,67 @@ def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, see
                 gen_steps=n, warmup_s=marks["w0"] - marks["start"], build_s=build_s)
 
 
+# ------------------------------------------------------------------------------------------- profile
+def profile_step(data: str, reps: int = 30) -> None:
+    """Per-op CPU table of the W2GN discriminator update (loss, backward, two Adam steps, convexify) at the config's
+    ICNN shapes and batch, for the autograd reference (``w2gn_loss(grad="autograd")``, plain Adam — the code before),
+    the closed form (fused Adam) and the closed form through ``torch.compile``."""
+    import torch
+    import yaml
+    from torch.profiler import ProfilerActivity, profile
+
+    from zoo.ot.icnn import ICNN
+    from zoo.ot.w2 import w2gn_loss
+
+    torch.set_num_threads(1)
+    cfg = yaml.safe_load(open(ROOT / CONFIGS[data][0]))
+    init, dinit = cfg["model"]["init_args"], cfg["data"]["init_args"]
+    d = 2 if data == "ring8" else int(dinit.get("image_size", 8)) ** 2
+    n, hidden = int(dinit["batch_size"]), list(init["icnn_hidden"])
+    for variant in ("autograd", "closed_form", "compiled"):
+        torch.manual_seed(0)
+        psi, bar = ICNN(d, hidden=hidden), ICNN(d, hidden=hidden)
+        kw = {} if variant == "autograd" else {"fused": True}
+        o1 = torch.optim.Adam(psi.parameters(), 1e-3, betas=(0.5, 0.9), **kw)
+        o2 = torch.optim.Adam(bar.parameters(), 1e-3, betas=(0.5, 0.9), **kw)
+        x, y = torch.randn(n, d), torch.randn(n, d) + 1.0
+        fn = torch.compile(w2gn_loss) if variant == "compiled" else w2gn_loss
+        grad = "autograd" if variant == "autograd" else "closed_form"
+
+        def step():
+            loss = fn(psi, bar, x, y, float(d), grad)
+            o1.zero_grad(set_to_none=True)
+            o2.zero_grad(set_to_none=True)
+            loss.backward()
+            o1.step()
+            o2.step()
+            psi.convexify()
+            bar.convexify()
+
+        for _ in range(10):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            step()
+        ms = 1e3 * (time.perf_counter() - t0) / reps
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(reps):
+                step()
+        ev = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in ev)
+        share = lambda pred: 100 * sum(e.self_cpu_time_total for e in ev if pred(e.key)) / total  # noqa: E731
+        mm = share(lambda k: k in ("aten::mm", "aten::addmm", "aten::bmm"))
+        eng = share(lambda k: k.startswith("autograd::engine") or k.endswith("Backward0") or k.endswith("Backward1"))
+        adam = share(lambda k: "Adam" in k or "_fused_adam" in k or k.startswith("aten::_foreach"))
+        print(f"\n#### {data}: {variant} — {ms:.2f} ms per discriminator update unprofiled (d = {d}, batch {n}, "
+              f"ICNN {hidden}); profiled: matmul (mm/addmm) {mm:.0f} %, autograd engine nodes {eng:.0f} %, "
+              f"Adam {adam:.0f} % of self CPU\n")
+        print("| op | self CPU % | calls per update |")
+        print("|---|---|---|")
+        for e in sorted(ev, key=lambda e: -e.self_cpu_time_total)[:12]:
+            print(f"| `{e.key[:60]}` | {100 * e.self_cpu_time_total / total:.1f} | {e.count / reps:.0f} |")
+
+
 # ------------------------------------------------------------------------------------------- parent
 def run_variant(tree: Path, config: str, overrides: dict, warmup: int, steps: int, seed: int) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--tree", str(tree), "--config", config,
@@ -122,6 +190,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="one round, 10 + 40 steps")
     ap.add_argument("--json", help="also write the raw records here")
+    ap.add_argument("--profile", action="store_true",
+                    help="only print per-op profiles of the discriminator update (autograd / closed form / compiled)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
@@ -132,6 +202,13 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import _common
+
+    if a.profile:
+        sys.path.insert(0, str(ROOT))
+        print(_common.header("per-op profiles (torch.profiler, 30 updates each)"))
+        for data in a.data:
+            profile_step(data)
+        return
 
     if a.quick:
         a.rounds, a.warmup, a.steps = 1, 10, 40

@@ -1001,7 +1001,7 @@ def main() -> None:
     if not a.nvml_only:  # the environment train.py trains in (zoo.cli.skip_nvml_cuda_check), for A and B alike
         try:
             from zoo.cli import skip_nvml_cuda_check
-        except ImportError:  # before bfd7a1b the import of zoo.base did it (run against older revisions)
+        except ImportError:  # before a0b2bbe importing zoo.base did it (runs against older revisions)
             import zoo.base  # noqa: F401
         else:
             skip_nvml_cuda_check()
