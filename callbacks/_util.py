@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -13,13 +14,111 @@ import torch
 from torch import Tensor
 
 
+# ---------------------------------------------------------------------------------------------- sampling protocol
+#: how evaluation draws samples from a module, tried in this order (README "Plug in your own method")
+SAMPLING_PROTOCOL = (
+    "sample(n)",
+    "a `generator` network and a latent size (hparams.latent_dim or latent_dim): generator(z), z ~ N(0, I)",
+    "forward(z) with that latent size",
+)
+
+
+def latent_dim_of(pl_module: Any) -> Optional[int]:
+    """``hparams.latent_dim`` or a ``latent_dim`` attribute, when it is a positive int."""
+    hp = getattr(pl_module, "hparams", None)
+    value = hp.get("latent_dim") if hasattr(hp, "get") else None
+    if value is None:
+        value = getattr(pl_module, "latent_dim", None)
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def sampling_route(pl_module: Any) -> Optional[str]:
+    """Which entry of :data:`SAMPLING_PROTOCOL` applies: ``"sample"``, ``"generator"``, ``"forward"`` or ``None``."""
+    if callable(getattr(pl_module, "sample", None)):
+        return "sample"
+    if latent_dim_of(pl_module) is None:
+        return None
+    if isinstance(getattr(pl_module, "generator", None), torch.nn.Module):
+        return "generator"
+    forward = getattr(type(pl_module), "forward", None)
+    if forward is not None and forward is not pl.LightningModule.forward:
+        return "forward"
+    return None
+
+
+def can_sample(pl_module: Any) -> bool:
+    """True when evaluation can draw samples from ``pl_module`` (:func:`sampling_route`)."""
+    return sampling_route(pl_module) is not None
+
+
+def not_evaluated_message(pl_module: Any) -> str:
+    """The one line a run prints when its module cannot be sampled."""
+    return (f"[zoo] {type(pl_module).__name__} cannot be sampled, so this run will not be evaluated (no metrics, no "
+            f"plots): give it a sample(n) returning n samples in data space, or a `generator` network with "
+            f"hparams.latent_dim (results.json records evaluated: false)")
+
+
+def data_shape_of(pl_module: Any) -> Optional[tuple]:
+    """The shape of one data point: the module's ``data_shape``, else its trainer's datamodule's."""
+    shape = getattr(pl_module, "data_shape", None)
+    if shape is None:
+        trainer = getattr(pl_module, "_trainer", None)
+        shape = getattr(getattr(trainer, "datamodule", None), "data_shape", None)
+    return tuple(int(s) for s in shape) if shape is not None else None
+
+
+@torch.no_grad()
+def _foreign_samples(pl_module: Any, n: int, route: str, chunk: int = 4096) -> Tensor:
+    """``n`` samples of a module without ``sample(n)``: ``generator(z)`` or ``forward(z)``, z ~ N(0, I), in eval mode
+    (restored afterwards), reshaped to the data shape and checked."""
+    name = type(pl_module).__name__
+    latent, shape = latent_dim_of(pl_module), data_shape_of(pl_module)
+    net = pl_module.generator if route == "generator" else pl_module
+    what = f"{name}.generator(z)" if route == "generator" else f"{name}(z)"
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        out = []
+        for i in range(0, int(n), chunk):
+            k = min(chunk, int(n) - i)
+            x = net(torch.randn(k, latent, device=pl_module.device))
+            if not isinstance(x, Tensor) or x.shape[0] != k:
+                raise ValueError(f"{what} with z of shape ({k}, {latent}) returned "
+                                 f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}: expected {k} "
+                                 f"samples; give {name} a sample(n)")
+            if shape is not None:
+                if x[0].numel() != math.prod(shape):
+                    raise ValueError(f"{what} returns samples of shape {tuple(x.shape[1:])}, which do not fit the "
+                                     f"data's shape {shape}: give {name} a sample(n) returning (n, *{shape})")
+                x = x.reshape(k, *shape)
+            out.append(x)
+    finally:
+        pl_module.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
 def eval_samples(pl_module: pl.LightningModule, n: int, seed: int = 0) -> Tensor:
-    """``pl_module.sample(n)`` under a forked, seeded RNG, so evaluation never perturbs training's random
-    stream (resumed runs stay bit-identical whether or not a callback ran) and is repeatable."""
+    """``n`` samples of ``pl_module`` by :data:`SAMPLING_PROTOCOL` (its ``sample(n)``; else ``generator(z)`` or
+    ``forward(z)``), under a forked, seeded RNG, so evaluation never perturbs training's random stream (resumed runs
+    stay bit-identical whether or not a callback ran) and is repeatable. Non-finite samples raise one line naming
+    the module."""
+    route = sampling_route(pl_module)
+    if route is None:
+        raise ValueError(not_evaluated_message(pl_module))
     devices = [pl_module.device] if pl_module.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        return pl_module.sample(int(n)).detach()
+        x = pl_module.sample(int(n)) if route == "sample" else _foreign_samples(pl_module, n, route)
+    x = x.detach()
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(f"{type(pl_module).__name__} generated non-finite samples "
+                                 f"({int((~torch.isfinite(x)).reshape(len(x), -1).any(1).sum())} of {len(x)}): the "
+                                 f"run diverged; lower the learning rate or resume from the last good checkpoint")
+    return x
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -62,10 +161,20 @@ def _jsonable(x: Any) -> Any:
 
 
 def gen_step_of(pl_module: pl.LightningModule, trainer: Optional[pl.Trainer] = None) -> int:
-    """The generator-step counter of a zoo module, or ``global_step`` for other LightningModules."""
+    """Generator updates so far: a zoo module's ``gen_step``; for another LightningModule the steps of the optimizer
+    holding its generator's parameters (:class:`callbacks.gen_steps.GenStepCounter`), else ``global_step``."""
     if hasattr(pl_module, "gen_step"):
         return int(pl_module.gen_step)
-    return int(trainer.global_step if trainer is not None else 0)
+    if trainer is None:
+        trainer = getattr(pl_module, "_trainer", None)
+    if trainer is None:
+        return 0
+    from callbacks.gen_steps import GenStepCounter
+
+    counter = next((cb for cb in trainer.callbacks if isinstance(cb, GenStepCounter)), None)
+    if counter is not None and counter.source == GenStepCounter.GENERATOR:
+        return counter.count
+    return int(trainer.global_step)
 
 
 class EveryNGenSteps:

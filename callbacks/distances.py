@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, eval_samples, gen_step_of, log_eval
+from callbacks._util import EveryNGenSteps, can_sample, eval_samples, gen_step_of, log_eval
 
 
 def _flat64(x) -> np.ndarray:
@@ -90,7 +90,7 @@ class SampleDistances(EveryNGenSteps, pl.Callback):
     def applicable(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         dm = getattr(trainer, "datamodule", None)
         shape = tuple(getattr(pl_module, "data_shape", None) or getattr(dm, "data_shape", None) or ())
-        return (hasattr(pl_module, "sample") and hasattr(dm, "reference_samples") and len(shape) == 1
+        return (can_sample(pl_module) and hasattr(dm, "reference_samples") and len(shape) == 1
                 and shape[0] <= self.max_dim)
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Dict[str, float]:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from callbacks._util import EveryNGenSteps, eval_samples, gen_step_of, log_eval
+from callbacks._util import EveryNGenSteps, can_sample, eval_samples, gen_step_of, log_eval
 
 ASSETS = Path(__file__).parent / "assets"
 DIGITS_WEIGHTS = ASSETS / "digits_cnn.pt"
@@ -348,7 +348,7 @@ class FID(EveryNGenSteps, pl.Callback):
             return True
         dm = getattr(trainer, "datamodule", None)
         shape = tuple(getattr(pl_module, "data_shape", None) or getattr(dm, "data_shape", None) or ())
-        if len(shape) != 3 or not hasattr(pl_module, "sample") or not hasattr(dm, "reference_samples"):
+        if len(shape) != 3 or not can_sample(pl_module) or not hasattr(dm, "reference_samples"):
             self.disabled = True  # not image data: nothing to measure
             return False
         name = self.extractor

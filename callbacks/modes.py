@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, eval_samples, log_eval
+from callbacks._util import EveryNGenSteps, can_sample, eval_samples, log_eval
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float, threshold: float = 3.0) -> Dict[str, float]:
@@ -84,7 +84,7 @@ class ModeCoverage(EveryNGenSteps, pl.Callback):
 
     def applicable(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         modes, std, dist = self._data(trainer)
-        return hasattr(pl_module, "sample") and ((modes is not None and std is not None) or callable(dist))
+        return can_sample(pl_module) and ((modes is not None and std is not None) or callable(dist))
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Dict[str, float]:
         modes, std, dist_fn = self._data(trainer)

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, atomic_write_bytes, eval_samples, gen_step_of, run_dir
+from callbacks._util import EveryNGenSteps, can_sample, data_shape_of, atomic_write_bytes, eval_samples, gen_step_of, run_dir
 
 
 def scatter_png(samples: Tensor, real: Optional[Tensor] = None, modes: Optional[Tensor] = None,
@@ -79,7 +79,7 @@ class SamplePlot(EveryNGenSteps, pl.Callback):
         self.last_path: Optional[Path] = None
 
     def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Optional[bytes]:
-        shape = tuple(getattr(pl_module, "data_shape", None) or ())
+        shape = data_shape_of(pl_module) or ()
         step = gen_step_of(pl_module, trainer)
         if len(shape) == 1 and shape[0] == 2:
             x = eval_samples(pl_module, self.n_samples, self.seed)
@@ -93,7 +93,7 @@ class SamplePlot(EveryNGenSteps, pl.Callback):
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, name: str) -> Optional[Path]:
         self.mark(pl_module, trainer)
-        if not trainer.is_global_zero or not hasattr(pl_module, "sample"):
+        if not trainer.is_global_zero or not can_sample(pl_module):
             return None
         png = self.render(trainer, pl_module)
         if png is None:

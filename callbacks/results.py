@@ -23,7 +23,8 @@ from typing import Any, Dict, Optional
 import pytorch_lightning as pl
 import torch
 
-from callbacks._util import atomic_write_json, gen_step_of, run_dir
+from zoo.registry import method_name
+from callbacks._util import atomic_write_json, can_sample, gen_step_of, not_evaluated_message, run_dir
 from callbacks.history import run_clock
 
 RESULTS_FILE = "results.json"
@@ -65,6 +66,16 @@ def _details(pl_module) -> Dict[str, Any]:
     return out if isinstance(out, dict) else {}
 
 
+def _gen_step_source(trainer: pl.Trainer, pl_module) -> str:
+    """What ``steps.gen_step`` counts (:class:`callbacks.gen_steps.GenStepCounter`)."""
+    from callbacks.gen_steps import GenStepCounter
+
+    if hasattr(pl_module, "gen_step"):
+        return GenStepCounter.MODULE
+    counter = next((cb for cb in trainer.callbacks if isinstance(cb, GenStepCounter)), None)
+    return counter.source if counter is not None and counter.source else GenStepCounter.TRAINING
+
+
 def _scalar(v) -> Optional[float]:
     try:
         f = float(v)
@@ -89,6 +100,8 @@ class ResultsWriter(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._t0 = time.perf_counter()
+        if trainer.is_global_zero and not can_sample(pl_module):
+            print(not_evaluated_message(pl_module), flush=True)
 
     def collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, status: str,
                 error: Optional[str] = None) -> Dict[str, Any]:
@@ -103,7 +116,7 @@ class ResultsWriter(pl.Callback):
         return {
             "status": status,
             "error": error,
-            "method": getattr(pl_module, "zoo_name", None) or type(pl_module).__name__,
+            "method": method_name(pl_module),
             "model_class": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
             "data": getattr(trainer.datamodule, "name", None) or type(trainer.datamodule).__name__
             if trainer.datamodule is not None else None,
@@ -113,7 +126,9 @@ class ResultsWriter(pl.Callback):
             "metrics": metrics,
             "details": _details(pl_module),
             "protocols": protocols,
-            "steps": {"gen_step": gen_step_of(pl_module, trainer), "global_step": int(trainer.global_step),
+            "evaluated": can_sample(pl_module),
+            "steps": {"gen_step": gen_step_of(pl_module, trainer), "gen_step_counts": _gen_step_source(trainer, pl_module),
+                      "global_step": int(trainer.global_step),
                       "epochs": int(trainer.current_epoch)},
             **self._times(trainer),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

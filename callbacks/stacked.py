@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, eval_samples, gen_step_of, log_eval
+from callbacks._util import EveryNGenSteps, can_sample, eval_samples, gen_step_of, log_eval
 from callbacks.fid import load_digits_classifier, to_digit_input
 
 NUM_MODES = 1000
@@ -92,7 +92,7 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
     def applicable(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         dm = getattr(trainer, "datamodule", None)
         shape = tuple(getattr(pl_module, "data_shape", None) or getattr(dm, "data_shape", None) or ())
-        return (hasattr(pl_module, "sample") and len(shape) == 3 and shape[0] in (1, 2, 3)
+        return (can_sample(pl_module) and len(shape) == 3 and shape[0] in (1, 2, 3)
                 and getattr(dm, "num_modes", None) == 10 ** shape[0])
 
     def classifier(self, device) -> torch.nn.Module:

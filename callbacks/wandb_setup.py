@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional
 
 import pytorch_lightning as pl
 
+from zoo.registry import method_name
 from callbacks._util import gen_step_of
 from callbacks.history import run_clock
 
@@ -79,7 +80,7 @@ def run_identity(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Dict[str
     max_steps = int(trainer.max_steps) if trainer.max_steps is not None and trainer.max_steps >= 0 else None
     max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
     return {
-        "method": getattr(pl_module, "zoo_name", None) or type(pl_module).__name__,
+        "method": method_name(pl_module),
         "model_class": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
         "dataset": (getattr(dm, "name", None) or type(dm).__name__) if dm is not None else None,
         "seed": int(seed) if seed is not None and seed.lstrip("-").isdigit() else None,

@@ -37,6 +37,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from callbacks.distances import SampleDistances
 from callbacks.fid import FID
+from callbacks.gen_steps import GenStepCounter
 from callbacks.history import RunCSVLogger, RunHistory
 from callbacks.modes import ModeCoverage
 from callbacks.plots import SamplePlot
@@ -47,7 +48,7 @@ from callbacks.stacked import StackedModeCount
 from callbacks.wandb_setup import WandbSetup
 from zoo.base import GANModule
 from zoo.errors import ConfigError
-from zoo.registry import class_path, resolve_model
+from zoo.registry import class_path, method_name, resolve_model
 
 DATA_SHORT_NAMES = {
     **{n: ("datamodules.Synthetic2D", n) for n in
@@ -174,6 +175,10 @@ class ZooCLI(LightningCLI):
         parser.add_lightning_class_args(DivergenceRollback, "rollback")  # off unless --rollback.enabled true
         parser.add_argument("--run_name", type=Optional[str], default=None,
                             help="Run directory name under trainer.default_root_dir (default: method-data-seed-time)")
+        parser.add_argument("--max_gen_steps", type=Optional[int], default=None,
+                            help="Stop after this many generator updates, for any module: a zoo method's "
+                                 "model.max_gen_steps; for another LightningModule, the steps of the optimizer "
+                                 "holding its generator's parameters (callbacks.gen_steps)")
         parser.add_argument("--wandb", type=bool, default=True, help="Log to W&B (offline without credentials)")
         parser.add_argument("--wandb_project", type=str, default="ot-gan-zoo", help="W&B project")
         parser.add_argument("--ckpt_path", type=Optional[str], default=None,
@@ -190,7 +195,7 @@ class ZooCLI(LightningCLI):
         if name:
             return str(name)
         model = self.model
-        method = getattr(model, "zoo_name", None) or type(model).__name__.lower()
+        method = method_name(model).lower()
         data = getattr(self.datamodule, "name", None) or type(self.datamodule).__name__.lower()
         seed = self._sub("seed_everything")
         return f"{method}-{data}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -212,6 +217,7 @@ class ZooCLI(LightningCLI):
             LastCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=every),
             InterruptCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
             RunHistory(),
+            GenStepCounter(max_gen_steps=self._sub("max_gen_steps")),
             ResultsWriter(config=cfg_dict),
             WandbSetup(),
         ]

@@ -47,8 +47,8 @@ from zoo.errors import ConfigError
 __all__ = ["Budget", "RunSpec", "parse_budget", "resolve_methods", "plan_grid", "config_for", "train_args", "run_grid",
            "demo", "main"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (when the zoo is used from one)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the method configs, package data (installed or cloned)
 MANIFEST = "compare.json"
 
 #: the evaluation protocol shared by every run of a grid (train.py options).
@@ -77,10 +77,13 @@ class Budget:
         s = max(1, int(round(self.value * 60)))
         return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
-    def cli_args(self) -> List[str]:
+    def cli_args(self, zoo_method: bool = True) -> List[str]:
+        """train.py options of the budget: a zoo method's ``--model.max_gen_steps``; for a plug-in (any other
+        LightningModule) train.py's own ``--max_gen_steps``, which counts its generator optimizer's steps."""
+        key = "--model.max_gen_steps" if zoo_method else "--max_gen_steps"
         if self.kind == "steps":
-            return ["--model.max_gen_steps", str(int(self.value))]
-        return ["--model.max_gen_steps", "null", "--trainer.max_time", self.max_time()]
+            return [key, str(int(self.value))]
+        return ([key, "null"] if zoo_method else []) + ["--trainer.max_time", self.max_time()]
 
 
 _BUDGET = re.compile(r"^\s*(?P<num>\d+(\.\d+)?)\s*(?P<unit>steps?|gen_steps?|m|min|mins|minutes?|s|sec|seconds?)?\s*$")
@@ -106,7 +109,8 @@ def parse_budget(text: Union[str, int, Budget]) -> Budget:
 
 # ---------------------------------------------------------------------------------------------- grid
 def resolve_methods(names: Sequence[str]) -> List[str]:
-    """Registered short names for ``names`` (``all``: every method in ``zoo.methods``)."""
+    """Method labels for ``names`` (``all``: every method in ``zoo.methods``): a zoo method's short name, or the
+    importable class path of any other LightningModule (a plug-in: no registration needed)."""
     import zoo.methods  # noqa: F401  (registers the landed methods)
     from zoo.registry import list_models, resolve_model
 
@@ -114,13 +118,19 @@ def resolve_methods(names: Sequence[str]) -> List[str]:
         return list_models()
     out = []
     for n in names:
-        cls = resolve_model(n)  # ConfigError listing the known names
-        short = getattr(cls, "zoo_name", None)
-        if short is None:
-            raise ConfigError(f"{n!r} is not a registered zoo method: register it with @register_model(...)")
-        if short not in out:
-            out.append(short)
+        cls = resolve_model(n)  # ConfigError (one line) for unknown names and for imports that fail
+        short = cls.__dict__.get("zoo_name")
+        label = short if short is not None else n  # a plug-in keeps the class path it was given
+        if label not in out:
+            out.append(label)
     return out
+
+
+def is_registered(method: str) -> bool:
+    """True for the zoo's own short names (a plug-in is given by its class path)."""
+    from zoo.registry import list_models
+
+    return method in list_models()
 
 
 def resolve_seeds(seeds: Union[int, Sequence[int]]) -> List[int]:
@@ -181,7 +191,8 @@ def config_for(spec: RunSpec, config_paths: Optional[Mapping[str, Union[str, Pat
     ``None`` (class defaults)."""
     if config_paths and f"{spec.method}/{spec.data}" in config_paths:
         path = Path(config_paths[f"{spec.method}/{spec.data}"])
-        path = path if path.is_absolute() else REPO_ROOT / path
+        if not path.is_absolute():  # relative to the user's directory, else to the zoo's checkout
+            path = Path.cwd() / path if (Path.cwd() / path).is_file() else REPO_ROOT / path
         if not path.is_file():
             raise ConfigError(f"config for {spec.method}/{spec.data} not found: {path}")
         return path
@@ -233,7 +244,7 @@ def train_args(spec: RunSpec, budget: Budget, *, accelerator: str = "cpu", eval_
         "--mode_coverage.threshold", str(EVAL_THRESHOLD), "--mode_coverage.every_n_gen_steps", str(int(eval_every)),
         "--sample_plot.every_n_gen_steps", "0",
     ]
-    args += budget.cli_args()
+    args += budget.cli_args(zoo_method=is_registered(spec.method))
     if wandb is not None:
         args += ["--wandb", "true" if wandb else "false"]
     if wandb_project:
@@ -242,7 +253,7 @@ def train_args(spec: RunSpec, budget: Budget, *, accelerator: str = "cpu", eval_
 
 
 # ---------------------------------------------------------------------------------------------- execution
-_RUNNER = "import sys; from zoo.cli import main; main(sys.argv[1:])"
+_RUNNER = "import sys; from zoo.__main__ import main; main(sys.argv[1:])"  # = python -m zoo
 
 
 @dataclass
@@ -271,15 +282,17 @@ def run_one(spec: RunSpec, args: List[str], gpu: Optional[int] = None, timeout: 
     log = Path(spec.out_dir) / "logs" / f"{spec.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    # the user's directory first (their plug-in package), then the zoo's checkout when it is one
+    paths = [os.getcwd()] + ([str(REPO_ROOT)] if (REPO_ROOT / "zoo").is_dir() else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     t0 = time.perf_counter()
     with open(log, "a") as f:
-        f.write(f"\n$ {sys.executable} train.py {' '.join(args)}\n")
+        f.write(f"\n$ {sys.executable} -m zoo {' '.join(args)}\n")
         f.flush()
         proc = subprocess.Popen([sys.executable, "-c", _RUNNER, *args], stdout=f, stderr=subprocess.STDOUT,
-                                env=env, cwd=str(REPO_ROOT))
+                                env=env, cwd=os.getcwd())
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:  # SIGTERM first: Lightning stops cleanly and writes its checkpoint
@@ -421,7 +434,7 @@ def run_grid(methods: Sequence[str] = ("all",), datasets: Sequence[str] = ("ring
         manifest["config_paths"] = {k: str(v) for k, v in config_paths.items()}
     if dry_run:
         for s in specs:
-            print(f"{sys.executable} train.py {' '.join(train_args(s, budget, **common))}")
+            print(f"{sys.executable} -m zoo {' '.join(train_args(s, budget, **common))}")
         return ""
     _check_manifest(out_dir, manifest)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -500,7 +513,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv, extra = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(prog="python -m zoo.compare", description=__doc__.split("\n\n")[0],
                                 epilog="Arguments after -- are appended to every train.py command line.")
-    p.add_argument("--methods", nargs="+", default=["all"], help="short names, or all (default)")
+    p.add_argument("--methods", nargs="+", default=["all"], help="zoo short names (or all, the default) and class paths of any LightningModule (pkg.module.Class)")
     p.add_argument("--data", nargs="+", default=["ring8"], help="dataset short names (default: ring8)")
     p.add_argument("--seeds", nargs="+", type=int, default=[3],
                    help="a count N (seeds 0..N-1) or, with several values, the seeds themselves (default: 3)")

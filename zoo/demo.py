@@ -16,7 +16,8 @@ from zoo.cli import main as train_main
 
 def run_vanilla(steps: int, root: str = "runs/demo") -> dict:
     name = f"vanilla-ring8-{time.strftime('%Y%m%d-%H%M%S')}"
-    train_main(["fit", "--config", "configs/vanilla/ring8.yaml", "--model.init_args.max_gen_steps", str(steps),
+    config = Path(__file__).resolve().parent / "configs" / "vanilla" / "ring8.yaml"  # package data
+    train_main(["fit", "--config", str(config), "--model.init_args.max_gen_steps", str(steps),
                 "--trainer.default_root_dir", root, "--run_name", name])
     return json.loads((Path(root) / name / "results.json").read_text())
 

@@ -112,6 +112,7 @@ def _budget_from_config(cfg: Mapping[str, Any]) -> str:
     trainer = cfg.get("trainer") or {}
     parts = []
     steps = init.get("max_gen_steps") if isinstance(init, Mapping) else None
+    steps = cfg.get("max_gen_steps") or steps  # train.py's --max_gen_steps (any module) wins over the model's
     if steps:
         parts.append(f"{int(steps)} gen steps")
     max_time = trainer.get("max_time") if isinstance(trainer, Mapping) else None
