@@ -90,7 +90,7 @@ def test_readme_compare_command_runs_with_a_plug_in(tmp_path):
     """The README's compare command, verbatim but for a small budget, one seed and the output folder; and
     Lightning's GAN beside the zoo, its per-dataset settings from --config_path, on the leaderboard by class name."""
     readme = (ROOT / "README.md").read_text()
-    line = next(ln for ln in readme.splitlines() if ln.startswith("python -m zoo.compare") and "examples." in ln)
+    line = next(ln for ln in readme.splitlines() if ln.startswith("python -m zoo.compare") and "LeastSquaresGAN" in ln)
     args = line.split()[3:]
     i = args.index("--budget")
     args[i + 1] = "15steps"
