@@ -102,13 +102,17 @@ def test_readme_compare_command_runs_with_a_plug_in(tmp_path):
     assert "LeastSquaresGAN" in out.stdout and re.search(r"\| LeastSquaresGAN \| 1 \| 15 \|", out.stdout), out.stdout
 
     out = subprocess.run([sys.executable, "-m", "zoo.compare", "--methods", "vanilla", GAN, "--data", "ring8",
-                          "--seeds", "1", "--budget", "20steps", "--out", str(tmp_path / "h"), "--accelerator", "cpu",
-                          "--wandb", "false", "--config_path", f"{GAN}/ring8=examples/lightning_gan_ring8.yaml"],
+                          "digits", "--seeds", "1", "--budget", "20steps", "--out", str(tmp_path / "h"),
+                          "--accelerator", "cpu", "--wandb", "false", "--config_path",
+                          f"{GAN}/ring8=examples/lightning_gan_ring8.yaml", f"{GAN}/digits=examples/lightning_gan_digits.yaml"],
                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert re.search(r"\| GAN \| 1 \| 20 \|", out.stdout), out.stdout
+    assert len(re.findall(r"\| GAN \| 1 \| 20 \|", out.stdout)) == 2, out.stdout  # a row on each dataset's board
     res = json.loads((tmp_path / "h" / f"{GAN}-ring8-s0" / "results.json").read_text())
     assert res["steps"]["gen_step"] == 20 and res["config"]["model"]["init_args"]["img_shape"] == [2]
+    assert {"eval/modes", "eval/hq"} <= set(res["metrics"])
+    res = json.loads((tmp_path / "h" / f"{GAN}-digits-s0" / "results.json").read_text())
+    assert res["steps"]["gen_step"] == 20 and {"eval/fid", "eval/modes"} <= set(res["metrics"])
 
 
 def test_installed_wheel_outside_the_checkout(tmp_path):
