@@ -145,7 +145,7 @@ def test_compare_config_paths_override_only_the_named_runs(tmp_path):
     icnn = RunSpec("icnn_w2", "ring8", 0, tmp_path)
     plain = train_args(icnn, b)
     # the short name's folder configs/icnn_w2/ does not exist: the module's folder configs/icnn_w2gan/ is used
-    assert plain[1:3] == ["--config", str(ROOT / "configs/icnn_w2gan/ring8.yaml")]
+    assert plain[1:3] == ["--config", str(ROOT / "zoo/configs/icnn_w2gan/ring8.yaml")]  # the package's configs
     mapped = train_args(icnn, b, config_paths={"icnn_w2/ring8": "configs/icnn_w2gan/grid25.yaml"})
     assert mapped[1:3] == ["--config", str(ROOT / "configs/icnn_w2gan/grid25.yaml")] and mapped[3:] == plain[3:]
     van = RunSpec("vanilla", "ring8", 0, tmp_path)

@@ -1,5 +1,6 @@
 """train.py end to end: results.json, configs, resume, plug-in modules, one-line errors."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -45,7 +46,12 @@ def test_config_file_and_resume_continue_the_run(tmp_path):
     assert ckpt["zoo"]["gen_step"] == 15
     second = _fit(tmp_path, *common, "--model.init_args.max_gen_steps", "30")  # same run name: resumes
     assert second["steps"]["gen_step"] == 30 and second["steps"]["global_step"] == 60
-    assert list((tmp_path / "run").glob("metrics.*.csv")), "the first segment's CSV log is kept"
+    # one history: the first segment's rows stay in metrics.csv (no side file), the second's follow them
+    assert not list((tmp_path / "run").glob("metrics.*.csv"))
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        gens = [float(r["trainer/gen_step"]) for r in csv.DictReader(f) if r.get("trainer/gen_step")]
+    assert min(gens) <= 15 < max(gens) and max(gens) == 30 and gens == sorted(gens)
+    assert second["segments"] == 2 and second["wall_time_s"] > second["segment_wall_time_s"]
 
 
 def test_images_digits_and_sample_range(tmp_path):
