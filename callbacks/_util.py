@@ -171,7 +171,7 @@ def gen_step_of(pl_module: pl.LightningModule, trainer: Optional[pl.Trainer] = N
         return 0
     from callbacks.gen_steps import GenStepCounter
 
-    counter = next((cb for cb in trainer.callbacks if isinstance(cb, GenStepCounter)), None)
+    counter = GenStepCounter.of(trainer)
     if counter is not None and counter.source == GenStepCounter.GENERATOR:
         return counter.count
     return int(trainer.global_step)

@@ -34,8 +34,14 @@ class GenStepCounter(pl.Callback):
         self.max_gen_steps = int(max_gen_steps) if max_gen_steps else None
         self.count = 0
         self.source: Optional[str] = None
-        self.optimizer_index: Optional[int] = None
         self._handle = None
+
+    @classmethod
+    def of(cls, trainer: Optional[pl.Trainer]) -> Optional["GenStepCounter"]:
+        """The trainer's counter (``train.py`` adds one to every run), or ``None``."""
+        if trainer is None:
+            return None
+        return next((cb for cb in trainer.callbacks if isinstance(cb, cls)), None)
 
     # ------------------------------------------------------------------ finding the generator's optimizer
     @staticmethod
@@ -67,7 +73,7 @@ class GenStepCounter(pl.Callback):
                       f"network, or no optimizer holds its parameters): generator steps are counted as training "
                       f"steps (trainer.global_step)", flush=True)
             return
-        self.source, self.optimizer_index = self.GENERATOR, idx
+        self.source = self.GENERATOR
         self._handle = trainer.optimizers[idx].register_step_post_hook(self._stepped)
 
     def _stepped(self, *args: Any) -> None:

@@ -30,6 +30,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 __all__ = ["RunCSVLogger", "RunHistory", "run_clock"]
 
@@ -56,6 +57,7 @@ class RunCSVLogger(CSVLogger):
         super().__init__(save_dir=save_dir, name=name, version="", flush_logs_every_n_steps=1)
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             os.makedirs(self.log_dir, exist_ok=True)

@@ -72,7 +72,7 @@ def _gen_step_source(trainer: pl.Trainer, pl_module) -> str:
 
     if hasattr(pl_module, "gen_step"):
         return GenStepCounter.MODULE
-    counter = next((cb for cb in trainer.callbacks if isinstance(cb, GenStepCounter)), None)
+    counter = GenStepCounter.of(trainer)
     return counter.source if counter is not None and counter.source else GenStepCounter.TRAINING
 
 

@@ -47,6 +47,8 @@ from zoo.ot.w2 import default_hidden, minimax_losses, restricted_loss
 from zoo.registry import register_model
 
 _SOLVERS = ("w2gn", "minimax", "restricted")
+
+
 class _Tanh(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()

@@ -47,16 +47,13 @@ _ACTS = {
 
 
 class _ConvexQuadratic(nn.Module):
-    """x ↦ Σ_k (q_kᵀx)² per output unit (rank ``rank``), a convex quadratic skip (DenseICNN)."""
+    """The matrix Q = [q_1 … q_h·r] of x ↦ Σ_k (q_kᵀx)² per output unit (rank ``rank``), a convex quadratic skip
+    (DenseICNN); :meth:`ICNN._layers` evaluates it together with the layer's affine x-path."""
 
     def __init__(self, in_dim: int, out_dim: int, rank: int):
         super().__init__()
         self.rank = int(rank)
         self.q = nn.Parameter(torch.randn(in_dim, out_dim * self.rank) * 0.1 / math.sqrt(in_dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        p = (x @ self.q) ** 2
-        return p.reshape(x.shape[0], -1, self.rank).sum(-1)
 
 
 class ICNN(nn.Module):
@@ -148,22 +145,7 @@ class ICNN(nn.Module):
     # ------------------------------------------------------------------ evaluation
     def forward(self, x: Tensor) -> Tensor:
         """ψ(x) for a batch ``(n, d)``, shape ``(n,)``."""
-        out = self.linear_out(x).squeeze(-1)
-        if self.hidden:
-            z = None
-            for i, lin in enumerate(self.x_layers):
-                pre = lin(x)
-                if self.quad is not None:
-                    pre = pre + self.quad[i](x)
-                if z is not None:
-                    pre = pre + F.linear(z, self.positive(self.z_weights[i - 1]))
-                z = self._act(pre)
-            out = out + F.linear(z, self.positive(self.w_out)).squeeze(-1)
-        if self.L is not None:
-            out = out + 0.5 * (x @ self.L).pow(2).sum(-1)
-        if self.strong_convexity > 0:
-            out = out + 0.5 * self.strong_convexity * x.pow(2).sum(-1)
-        return out
+        return self._pass(x, with_grad=False)[0]
 
     def value_and_grad(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """(ψ(x), ∇ψ(x)) for a batch ``(n, d)`` from one forward and one hand-written backward pass.
@@ -177,12 +159,17 @@ class ICNN(nn.Module):
         Every term is an ordinary differentiable tensor expression (σ' included: CELU/ELU σ'(a) = 1 + min(z, 0),
         softplus σ' = sigmoid, (leaky) ReLU a step), so a loss of ∇ψ is differentiated by *one* first-order
         backward pass — no ``create_graph`` double backward. Equal to :func:`potential_grad_autograd` up to
-        round-off (tests: 1e-6 in float64). The x-paths and quadratic skips of all layers are evaluated by one
-        matmul each (the layers' matrices concatenated).
+        round-off (tests: 1e-6 in float64). The forward part is :meth:`forward`'s own pass.
         """
+        return self._pass(x, with_grad=True)
+
+    def _pass(self, x: Tensor, with_grad: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """ψ(x), and ∇ψ(x) when ``with_grad`` (else ``None``): the forward of the module docstring's equations, the
+        x-paths and quadratic skips of all layers as one matmul (their matrices side by side), then the backward
+        of :meth:`value_and_grad`."""
         n = x.shape[0]
         value = self.linear_out(x).squeeze(-1)
-        grad = self.linear_out.weight.expand(n, self.dim)
+        grad = self.linear_out.weight.expand(n, self.dim) if with_grad else None
         if self.hidden:
             h_tot = sum(self.hidden)
             # every layer's x-path Aₗᵀ and quadratic skip Qₗ side by side: C = [A₀ᵀ … A_Lᵀ | Q₀ … Q_L], (d, Σh(1 + r))
@@ -204,27 +191,30 @@ class ICNN(nn.Module):
                 zs.append(z)
             w_out = self.positive(self.w_out)
             value = value + (z @ w_out.t()).squeeze(-1)
-            # backward through the layers: δ_L = w⁺ ⊙ σ'(a_L), δ_l = (δ_{l+1} W_l⁺) ⊙ σ'(a_l)
-            delta = w_out * self._dact(pres[-1], zs[-1])
-            deltas = [delta]
-            for i in range(len(self.hidden) - 1, 0, -1):
-                delta = (delta @ self.positive(self.z_weights[i - 1])) * self._dact(pres[i - 1], zs[i - 1])
-                deltas.append(delta)
-            deltas = deltas[::-1]  # layer order
-            if self.quad is not None:
-                d_all = torch.cat(deltas, dim=1)
-                deltas = [d_all, (2.0 * d_all.unsqueeze(-1) * p).reshape(n, -1)]
-            # Σ_l Aₗᵀδ_l + 2 Σ_lk Q_lk(δ_l ⊙ p_lk) as one product Δ Cᵀ, C kept (d, ·) row-major: with d small this is
-            # the layout MKL multiplies fast (a row-major (·, d) right operand is ~5× slower), and the result is a
-            # contiguous (n, d) that the next pass (∇ψ̄(∇ψ(x))) takes as its input
-            grad = grad + torch.cat(deltas, dim=1) @ C.t()
+            if with_grad:
+                # backward through the layers: δ_L = w⁺ ⊙ σ'(a_L), δ_l = (δ_{l+1} W_l⁺) ⊙ σ'(a_l)
+                delta = w_out * self._dact(pres[-1], zs[-1])
+                deltas = [delta]
+                for i in range(len(self.hidden) - 1, 0, -1):
+                    delta = (delta @ self.positive(self.z_weights[i - 1])) * self._dact(pres[i - 1], zs[i - 1])
+                    deltas.append(delta)
+                deltas = deltas[::-1]  # layer order
+                if self.quad is not None:
+                    d_all = torch.cat(deltas, dim=1)
+                    deltas = [d_all, (2.0 * d_all.unsqueeze(-1) * p).reshape(n, -1)]
+                # Σ_l Aₗᵀδ_l + 2 Σ_lk Q_lk(δ_l ⊙ p_lk) as one product Δ Cᵀ, C kept (d, ·) row-major: with d small this
+                # is the layout MKL multiplies fast (a row-major (·, d) right operand is ~5× slower), and the result
+                # is a contiguous (n, d) that the next pass (∇ψ̄(∇ψ(x))) takes as its input
+                grad = grad + torch.cat(deltas, dim=1) @ C.t()
         if self.L is not None:
             xl = x @ self.L
             value = value + 0.5 * xl.pow(2).sum(-1)
-            grad = grad + xl @ self.L.t()
+            if with_grad:
+                grad = grad + xl @ self.L.t()
         if self.strong_convexity > 0:
             value = value + 0.5 * self.strong_convexity * x.pow(2).sum(-1)
-            grad = grad + self.strong_convexity * x
+            if with_grad:
+                grad = grad + self.strong_convexity * x
         return value, grad
 
     def _dact(self, pre: Tensor, z: Tensor) -> Tensor:
