@@ -204,8 +204,13 @@ class GANDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset, sampler: DistributedSampler) -> DataLoader:
         """Batches of ``dataset`` in ``sampler``'s order (whole batches at once when it has ``__getitems__``); with
         ``batches_per_step`` = K > 1, :class:`BatchGroup` s of K batches, the last group of an epoch holding the
-        epoch's remaining batches (so passes, and the loader's draw from torch's generator when each starts, fall
-        on the same batches for every K)."""
+        epoch's remaining batches (so passes fall on the same batches for every K).
+
+        Each pass of a ``DataLoader`` draws its workers' base seed from the loader's ``generator``, by default
+        torch's global one — the one the modules draw their noise from. The loader gets a generator of its own
+        (seeded with the sampler's order seed), so epoch starts take nothing from the noise stream: a run
+        resumed from a checkpoint written on an epoch's last batch (whose next pass was opened before the
+        checkpoint's random state was restored) draws the same noise as an uninterrupted run."""
         collate = _identity_collate if hasattr(dataset, "__getitems__") else default_collate
         k = self.batches_per_step
         return ResumableDataLoader(
@@ -217,6 +222,7 @@ class GANDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate if k == 1 else _GroupCollate(collate, self.batch_size),
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(int(getattr(sampler, "seed", 0)) % (2 ** 63)),
         )
 
     def train_dataloader(self) -> DataLoader:

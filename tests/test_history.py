@@ -117,3 +117,42 @@ def test_results_time_without_history_callback_is_the_fit(tmp_path, extra):
     trainer.fit(model, datamodule=dm)
     res = json.loads(writer.path.read_text())
     assert res["wall_time_s"] > 0 and "segments" not in res
+
+
+def _history_in_process(root: Path, log_every: int) -> list:
+    import pytorch_lightning as pl
+
+    from callbacks.history import RunCSVLogger
+    from datamodules import Synthetic2D
+    from zoo.wgan_gp import WGANGP
+
+    pl.seed_everything(5)
+    model = WGANGP(hidden=[16], n_critic=5, max_gen_steps=30)
+    dm = Synthetic2D(name="ring8", n_samples=320, batch_size=32)  # 10 batches per epoch: rows cross epochs
+    trainer = pl.Trainer(max_epochs=-1, logger=RunCSVLogger(str(root), "r"), log_every_n_steps=log_every,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    return _rows(root / "r")
+
+
+def test_a_row_carries_each_scalar_at_the_latest_batch_that_produced_it(tmp_path):
+    """Reference: the same run logged on every batch. A row logged every 7 batches holds, for each training scalar,
+    the value of the latest batch (at or before it) that produced it — a generator loss from the latest generator
+    step, not a copy of the last *logged* one that Lightning keeps within an epoch (and that a run resumed mid-epoch
+    could not reproduce)."""
+    every = _history_in_process(tmp_path / "every", 1)
+    sparse = _history_in_process(tmp_path / "sparse", 7)
+    latest: dict = {}
+    by_step = {}
+    for r in every:
+        latest.update({k: v for k, v in r.items() if v and k not in ("step", "epoch")})
+        by_step[r["step"]] = dict(latest)
+    keys = [k for k in sparse[0] if k.startswith(("loss/", "critic/"))]
+    assert "loss/g" in keys and "loss/d" in keys
+    rows = [r for r in sparse if r["loss/d"]]
+    assert len(rows) >= 15
+    for r in rows:
+        want = by_step[r["step"]]
+        assert {k: r[k] for k in keys if r[k]} == {k: want[k] for k in keys if k in want}, r["step"]
+    # the rows are not vacuous: most of them are not generator steps, yet carry the generator's loss
+    assert sum(1 for r in rows if r["loss/g"]) == len(rows) - sum(1 for r in rows if int(r["step"]) < 4)

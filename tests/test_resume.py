@@ -1,8 +1,9 @@
 """Exact resume, per method: k batches, stop, resume to the end  ==  the end straight (bit-identical on CPU).
 
 Reference: the uninterrupted run itself. A run stopped after ``stop`` real batches (deliberately in the middle
-of a generator iteration when ``n_dis > 1``, and for AE-OT both inside the autoencoder stage and inside the OT
-solve), whose checkpoint is then loaded by a fresh process-like setup (new module built from a *different* seed,
+of a generator iteration when ``n_dis > 1``, on an epoch's last batch — where Lightning opens the next pass of
+the loader before the checkpoint's random state is restored —, and for AE-OT both inside the autoencoder stage and
+inside the OT solve), whose checkpoint is then loaded by a fresh process-like setup (new module built from a *different* seed,
 new datamodule, new Trainer), must end with exactly the same
 
 * parameters and buffers (``gen_step``, SR spectra, AE-OT codes/heights/solver moments, ICNN data scale…),
@@ -31,8 +32,8 @@ SMALL = {"hidden": (32, 32)}
 
 #: short name, constructor kwargs, total generator steps, batches after which the interrupted run stops
 METHODS = [
-    ("vanilla", dict(SMALL), 16, [9]),
-    ("wgan_gp", dict(SMALL, n_critic=5), 8, [17]),           # 17 = 3 full iterations + 2 critic steps
+    ("vanilla", dict(SMALL), 16, [9, 10]),                   # 10: the epoch's last batch (10 batches per epoch)
+    ("wgan_gp", dict(SMALL, n_critic=5), 8, [17, 20]),       # 17 = 3 full iterations + 2 critic steps; 20: epoch end
     ("sngan", dict(SMALL, latent_dim=8, n_dis=2), 12, [11]),
     ("srgan", dict(SMALL, latent_dim=8, n_dis=2, sr_mode="dynamic", sr_layers="all", sr_every=2), 12, [11]),
     ("icnn_w2", dict(SMALL, icnn_hidden=(16, 16), n_dis=2, pretrain_steps=3), 8, [9]),

@@ -73,6 +73,7 @@ class GANModule(pl.LightningModule):
         self._built = False
         self._steps = 0  # training_step calls so far (= batch_step without grouping; saved in checkpoints)
         self._final_batch = True  # the batch being trained on is the last of its training_step
+        self._latest: Dict[str, Tensor] = {}  # each training scalar at the latest batch that produced it
         self.register_buffer("gen_step_buf", torch.zeros((), dtype=torch.long))
         self.register_buffer("batch_step_buf", torch.zeros((), dtype=torch.long))
 
@@ -127,7 +128,8 @@ class GANModule(pl.LightningModule):
         shape, ``gen_step`` and the random number generators' states (so a resumed run draws the same noise)."""
         self.check_finite_parameters()
         checkpoint["zoo"] = {"data_shape": list(self.data_shape or ()), "gen_step": self.gen_step,
-                             "steps": self._steps, "rng": rng_state()}
+                             "steps": self._steps, "rng": rng_state(),
+                             "latest_logs": {k: torch.as_tensor(v).detach().cpu() for k, v in self._latest.items()}}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         zoo = checkpoint.get("zoo", {})
@@ -135,6 +137,7 @@ class GANModule(pl.LightningModule):
         self.ensure_built(shape)
         self._rng_to_restore = zoo.get("rng")
         self._steps_to_restore = zoo.get("steps")  # older checkpoints (one batch per step): batch_step
+        self._latest = {k: v.to(self.device) for k, v in zoo.get("latest_logs", {}).items()}
 
     def on_train_start(self) -> None:
         """Restore the generators' states of a loaded checkpoint, as late as possible before the first batch
@@ -208,17 +211,18 @@ class GANModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         """:meth:`train_batch` on the batch, or on each batch of a :class:`BatchGroup` in turn (stopping early once
-        :meth:`step_done`), then :meth:`log_train` with the last batch's values."""
+        :meth:`step_done`), then :meth:`log_train` with each scalar's latest value (a generator loss is produced on
+        generator batches only; a logged row carries the value of the latest batch that produced it)."""
         batches = batch if isinstance(batch, BatchGroup) else (batch,)
-        logs: Dict[str, Tensor] = {}
         for i, b in enumerate(batches):
             if i > 0 and self.step_done():
                 break
             self._final_batch = i == len(batches) - 1
-            logs = self.train_batch(self.real_from_batch(b))
+            logs = self.train_batch(self.real_from_batch(b)) or {}
+            self._latest.update((k, v.detach() if isinstance(v, Tensor) else v) for k, v in logs.items())
         self._final_batch = True
         self._steps += 1
-        self.log_train(logs)
+        self.log_train(self._latest)
 
     def train_batch(self, real: Tensor) -> Dict[str, Tensor]:
         """One real batch of the default loop (module doc): a discriminator step, on every ``n_dis``-th batch a
@@ -253,6 +257,7 @@ class GANModule(pl.LightningModule):
         if problem is not None:
             handler = getattr(self, "divergence_handler", None)
             if handler is not None and handler.rollback(self, problem):
+                self._latest = {}  # the diverged values; the rolled-back run produces fresh ones
                 return
             raise FloatingPointError(problem)
         if values:
