@@ -71,8 +71,8 @@ COLLAPSE_RATIO = 0.7
 EVAL_KEYS = ("eval/modes", "eval/hq", "eval/kl", "eval/w2", "eval/energy")
 
 
-def record_path(data: str, arm: str, seed: int) -> Path:
-    return OUT / "runs" / data / f"{arm}-s{seed}.json"
+def record_path(data: str, arm: str, seed: int, tag: str = "") -> Path:
+    return OUT / "runs" / data / f"{arm}-s{seed}{'-' + tag if tag else ''}.json"
 
 
 def _commit() -> str:
@@ -91,7 +91,7 @@ def command(data: str, arm: str, seed: int, args) -> List[str]:
             "--mode_coverage.every_n_gen_steps", str(args.every), "--spectral.every_n_gen_steps", str(args.every),
             "--spectral.plots", "end", "--sample_plot.every_n_gen_steps", "0", "--wandb", "false",
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(RUNS),
-            "--run_name", f"{data}-{arm}-s{seed}"]
+            "--run_name", f"{data}-{arm}-s{seed}{'-' + args.tag if args.tag else ''}"]
 
 
 def read_curve(run_dir: Path) -> List[dict]:
@@ -109,14 +109,14 @@ def read_curve(run_dir: Path) -> List[dict]:
 
 
 def run_one(data: str, arm: str, seed: int, args) -> Optional[Path]:
-    path = record_path(data, arm, seed)
+    path = record_path(data, arm, seed, args.tag)
     if path.exists():
         return None
     cmd = command(data, arm, seed, args)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    run_dir = RUNS / f"{data}-{arm}-s{seed}"
+    run_dir = RUNS / f"{data}-{arm}-s{seed}{'-' + args.tag if args.tag else ''}"
     if out.returncode != 0:
         print(f"[srgan_grid] {data} {arm} s{seed} failed (exit {out.returncode}):\n{out.stderr[-2000:]}",
               file=sys.stderr, flush=True)
@@ -132,7 +132,7 @@ def run_one(data: str, arm: str, seed: int, args) -> Optional[Path]:
         keep[layer] = {"steps": [steps[i] for i in idx],
                        "spectra": [[round(float(v), 4) for v in sp[i]] for i in idx]}
     curve = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in read_curve(run_dir)]
-    rec = {"data": data, "arm": arm, "seed": seed, "steps": args.steps, "every": args.every,
+    rec = {"data": data, "arm": arm, "seed": seed, "tag": args.tag, "steps": args.steps, "every": args.every,
            "late_start": args.late_start if arm == "srgan_dynamic_late" else None,
            "command": " ".join(["python"] + cmd[1:cmd.index("--trainer.default_root_dir")]),
            "commit": _commit(), "status": res.get("status"), "gen_step": res.get("gen_step"),
@@ -169,8 +169,11 @@ def first_flag(steps: Sequence[int], frac: Sequence[float], window: Optional[int
     return None
 
 
-def load_records() -> List[dict]:
+def load_records(tag: str = "") -> List[dict]:
+    """The records of the main study (``tag=""``) or of a tagged side study (``fine``: SN-GAN's early training
+    evaluated every 50 steps)."""
     recs = [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob("*/*.json"))]
+    recs = [r for r in recs if r.get("tag", "") == tag]
     order = {a: i for i, a in enumerate(ARMS)}
     return sorted(recs, key=lambda r: (list(DATASETS).index(r["data"]), order[r["arm"]], r["seed"]))
 
@@ -269,6 +272,25 @@ def write(args) -> None:
                 lines.append(f"| {s['seed']} | {_fmt(s['collapse'])} | {_fmt(f0)} | {_fmt(lag)} | {_fmt(w0)} | "
                              f"{_fmt(wlag)} |")
         lines.append("")
+    fine = load_records("fine")
+    if fine:
+        lines += ["## When does the flag fire? SN-GAN's first steps at a finer resolution", "",
+                  f"`python experiments/srgan_grid.py run --arms sngan --steps {fine[0]['steps']} --every "
+                  f"{fine[0]['every']} --tag fine`: the same runs as above (same seeds and configs, so bit for bit "
+                  f"the same training up to {fine[0]['steps']} steps), evaluated every {fine[0]['every']} generator "
+                  "steps.", "",
+                  "| data | seed | max modes (at) | mode collapse at | first flag net.0 / net.2 / net.4 | lag (collapse − "
+                  "first flag) | windowed flag net.0 / net.2 / net.4 |", "|---|---|---|---|---|---|---|"]
+        for r in fine:
+            s = summarize(r, args.flag_window)
+            c = r["curve"]
+            best = max(c, key=lambda x: x["eval/modes"])
+            f0 = _first(s["flags"])
+            lag = None if s["collapse"] is None or f0 is None else s["collapse"] - f0
+            lines.append(f"| {r['data']} | {r['seed']} | {best['eval/modes']:.0f} ({best['gen_step']}) | "
+                         f"{_fmt(s['collapse'])} | " + " / ".join(_fmt(s["flags"][l]) for l in LAYERS) +
+                         f" | {_fmt(lag)} | " + " / ".join(_fmt(s["wflags"][l]) for l in LAYERS) + " |")
+        lines.append("")
     lines += ["## Machine and cost", "", f"- {recs[0]['machine']}; commits {', '.join(sorted({r['commit'] for r in recs}))}",
               f"- {len(recs)} runs, {sum(r['wall_s'] for r in recs) / 60:.1f} min of run wall time in all "
               "(two runs side by side on the 2-core VM)", ""]
@@ -352,11 +374,13 @@ def main() -> None:
     p.add_argument("--late-start", type=int, default=2000, help="sr_start of srgan_dynamic_late")
     p.add_argument("--flag-window", type=int, default=2000, help="window of the proposed spectral-collapse flag")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one torch thread each)")
+    p.add_argument("--tag", default="", help="a side study's records (e.g. fine): <arm>-s<seed>-<tag>.json")
     args = p.parse_args()
     if args.action == "write":
         write(args)
         return
-    jobs = [(d, a, s) for s in args.seeds for d in args.data for a in args.arms if not record_path(d, a, s).exists()]
+    jobs = [(d, a, s) for s in args.seeds for d in args.data for a in args.arms
+            if not record_path(d, a, s, args.tag).exists()]
     print(f"[srgan_grid] {len(jobs)} runs to do ({args.jobs} at a time)", flush=True)
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         list(pool.map(lambda j: run_one(*j, args), jobs))
