@@ -177,6 +177,20 @@ def gen_step_of(pl_module: pl.LightningModule, trainer: Optional[pl.Trainer] = N
     return int(trainer.global_step)
 
 
+def check_eval_options(group: str, every_n_gen_steps: int, **counts: int) -> None:
+    """One-line :class:`zoo.errors.ConfigError` for an evaluation callback's options: the cadence
+    ``every_n_gen_steps`` must be ≥ 0 (0: only at the end of training) and every count (samples, images, batch
+    size) ≥ 1. ``group`` is the callback's option group in ``train.py`` (``mode_coverage``, ``fid``…)."""
+    from zoo.errors import ConfigError
+
+    if int(every_n_gen_steps) < 0:
+        raise ConfigError(f"{group}.every_n_gen_steps must be >= 0 (0: only at the end of training), got "
+                          f"{every_n_gen_steps}: set --{group}.every_n_gen_steps")
+    for name, value in counts.items():
+        if int(value) < 1:
+            raise ConfigError(f"{group}.{name} must be >= 1, got {value}: set --{group}.{name}")
+
+
 class EveryNGenSteps:
     """Mixin for evaluation callbacks: call ``self._run(trainer, pl_module)`` at the end of each training step that
     reaches or passes a multiple of ``every_n_gen_steps`` (exactly at the multiple when a step trains one batch;

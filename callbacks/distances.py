@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, can_sample, eval_samples, gen_step_of, log_eval
+from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
 
 
 def _flat64(x) -> np.ndarray:
@@ -77,6 +77,7 @@ class SampleDistances(EveryNGenSteps, pl.Callback):
 
     def __init__(self, every_n_gen_steps: int = 1000, n_samples: int = 1000, reference_split: str = "val",
                  max_dim: int = 64, seed: int = 0):
+        check_eval_options("distances", every_n_gen_steps, n_samples=n_samples, max_dim=max_dim)
         if reference_split not in ("val", "train"):
             from zoo.errors import ConfigError
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from callbacks._util import EveryNGenSteps, can_sample, eval_samples, gen_step_of, log_eval
+from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
 
 ASSETS = Path(__file__).parent / "assets"
 DIGITS_WEIGHTS = ASSETS / "digits_cnn.pt"
@@ -325,7 +325,8 @@ class FID(EveryNGenSteps, pl.Callback):
         if reference_split not in ("val", "train"):
             raise ConfigError(f"fid reference_split must be 'val' or 'train', got {reference_split!r}")
         if int(n_real) < 2 or int(n_fake) < 2:
-            raise ConfigError("fid n_real and n_fake must be at least 2")
+            raise ConfigError(f"fid.n_real and fid.n_fake must be at least 2, got {n_real} and {n_fake}")
+        check_eval_options("fid", every_n_gen_steps, batch_size=batch_size)
         self.every_n_gen_steps = int(every_n_gen_steps)
         self.extractor = extractor
         self.n_real, self.n_fake = int(n_real), int(n_fake)

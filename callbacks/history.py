@@ -21,6 +21,7 @@ written at the end of training step *s* records *s*; a resumed segment keeps the
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from pathlib import Path
@@ -139,11 +140,15 @@ class RunHistory(pl.Callback):
             path.rename(path.with_name(f"metrics.{time.strftime('%Y%m%d-%H%M%S')}.csv"))
             return
         with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
+            text = f.read()
+        partial = not text.endswith("\n")  # a kill in the middle of writing a row: its line is incomplete
+        if partial:
+            text = text[:text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
         kept = [r for r in rows if _step(r) is not None and _step(r) <= step]
-        self.kept_rows, self.dropped_rows = len(kept), len(rows) - len(kept)
+        self.kept_rows, self.dropped_rows = len(kept), len(rows) - len(kept) + int(partial)
         if self.dropped_rows:
             _atomic_rows(path, header, kept)
         writer = logger.experiment
@@ -152,8 +157,8 @@ class RunHistory(pl.Callback):
 
 def _step(row: Dict[str, str]) -> Optional[int]:
     try:
-        return int(float(row.get("step", "")))
-    except ValueError:
+        return int(float(row.get("step") or ""))
+    except (TypeError, ValueError):
         return None
 
 

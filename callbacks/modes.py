@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, can_sample, eval_samples, log_eval
+from callbacks._util import EveryNGenSteps, can_sample, check_eval_options, eval_samples, log_eval
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float, threshold: float = 3.0) -> Dict[str, float]:
@@ -67,6 +67,11 @@ class ModeCoverage(EveryNGenSteps, pl.Callback):
 
     def __init__(self, every_n_gen_steps: int = 500, n_samples: int = 2500, threshold: float = 3.0,
                  support_tolerance: float = 0.05, seed: int = 0):
+        check_eval_options("mode_coverage", every_n_gen_steps, n_samples=n_samples)
+        if not float(threshold) > 0:
+            from zoo.errors import ConfigError
+
+            raise ConfigError(f"mode_coverage.threshold must be > 0 standard deviations, got {threshold}")
         self.every_n_gen_steps = int(every_n_gen_steps)
         self.n_samples = int(n_samples)
         self.threshold = float(threshold)

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, can_sample, data_shape_of, atomic_write_bytes, eval_samples, gen_step_of, run_dir
+from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, data_shape_of, atomic_write_bytes, eval_samples, gen_step_of, run_dir
 
 
 def scatter_png(samples: Tensor, real: Optional[Tensor] = None, modes: Optional[Tensor] = None,
@@ -73,6 +73,7 @@ class SamplePlot(EveryNGenSteps, pl.Callback):
     """
 
     def __init__(self, every_n_gen_steps: int = 1000, n_samples: int = 2500, n_images: int = 64, seed: int = 0):
+        check_eval_options("sample_plot", every_n_gen_steps, n_samples=n_samples, n_images=n_images)
         self.every_n_gen_steps = int(every_n_gen_steps)
         self.n_samples, self.n_images, self.seed = int(n_samples), int(n_images), int(seed)
         self._last = -1

@@ -31,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from callbacks._util import EveryNGenSteps, atomic_write_bytes, gen_step_of, log_eval, run_dir
+from callbacks._util import EveryNGenSteps, check_eval_options, atomic_write_bytes, gen_step_of, log_eval, run_dir
 
 __all__ = ["weight_matrix", "matrix_to_weight", "module_weight", "normalized_spectrum", "spectral_stats", "is_transposed",
            "discriminator_of", "monitored_layers", "layer_spectrum", "spectrum_png", "SpectralMonitor"]
@@ -217,6 +217,9 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
                  layers: Optional[str] = None, plots: str = "end"):
         from zoo.errors import ConfigError
 
+        check_eval_options("spectral", every_n_gen_steps)
+        if not 0 < threshold < 1:
+            raise ConfigError(f"spectral.threshold must be in (0, 1) (a level of σ_i/σ_1), got {threshold}")
         if not 0 < collapse_drop < 1:
             raise ConfigError(f"collapse_drop must be in (0, 1), got {collapse_drop}")
         if plots not in ("end", "every", "none"):

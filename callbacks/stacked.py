@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, can_sample, eval_samples, gen_step_of, log_eval
+from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
 from callbacks.fid import load_digits_classifier, to_digit_input
 
 NUM_MODES = 1000
@@ -82,6 +82,7 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
 
     def __init__(self, every_n_gen_steps: int = 5000, n_samples: int = 26_000, batch_size: int = 2000,
                  weights_path: Optional[str] = None, seed: int = 0):
+        check_eval_options("stacked_modes", every_n_gen_steps, n_samples=n_samples, batch_size=batch_size)
         self.every_n_gen_steps = int(every_n_gen_steps)
         self.n_samples, self.batch_size = int(n_samples), max(1, int(batch_size))
         self.weights_path, self.seed = weights_path, int(seed)

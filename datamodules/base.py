@@ -170,6 +170,9 @@ class GANDataModule(pl.LightningDataModule):
     """
 
     data_shape: Tuple[int, ...]
+    #: True for samplers of a known density (the 2-D mixtures): an epoch is an artefact of the sample size, and
+    #: progress displays count generator steps only (``callbacks.progress``).
+    endless: bool = False
 
     def __init__(self, batch_size: int = 256, num_workers: int = 0, seed: int = 0, batches_per_step: int = 1):
         super().__init__()

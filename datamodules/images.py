@@ -255,6 +255,67 @@ class _FolderDataset(Dataset):
         return to_unit_range(x, 255.0)
 
 
+def _image_error(path: str) -> Optional[str]:
+    """``None`` when ``path`` decodes completely as an image (PIL ``open`` + ``load``), else the reason."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as err:  # noqa: BLE001 - any decoder failure makes the file unusable
+        return " ".join(f"{type(err).__name__}: {err}".split())[:160]
+    return None
+
+
+def _image_errors(paths: list) -> list:
+    return [_image_error(p) for p in paths]
+
+
+def image_check_cache(root: str) -> Path:
+    """Where :func:`check_images` keeps its verdicts for the folder ``root`` (``$XDG_CACHE_HOME`` or ``~/.cache``,
+    then ``ot-gan-zoo/image_check/<hash of the folder's absolute path>.json``)."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return base / "ot-gan-zoo" / "image_check" / f"{key}.json"
+
+
+def check_images(root: str, files: list, workers: Optional[int] = None) -> dict:
+    """``{file: reason}`` for every file of ``files`` that does not decode as an image, checked in parallel worker
+    processes and cached per folder (a file is checked again only when its size or modification time changed)."""
+    import json
+    from concurrent.futures import ProcessPoolExecutor
+
+    cache_path = image_check_cache(root)
+    try:
+        cache = json.loads(cache_path.read_text()).get("files", {})
+    except (OSError, ValueError):
+        cache = {}
+    stats = {f: os.stat(f) for f in files}
+    keys = {f: [stats[f].st_size, stats[f].st_mtime_ns] for f in files}
+    todo = [f for f in files if cache.get(f, [None, None])[:2] != keys[f]]
+    if todo:
+        workers = workers or min(len(todo) // 256 + 1, os.cpu_count() or 1)
+        if workers > 1:
+            chunks = [todo[i::workers] for i in range(workers)]
+            with ProcessPoolExecutor(workers) as pool:
+                results = dict(zip((f for c in chunks for f in c), (e for r in pool.map(_image_errors, chunks)
+                                                                   for e in r)))
+        else:
+            results = dict(zip(todo, _image_errors(todo)))
+        for f in todo:
+            cache[f] = keys[f] + [results[f]]
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"root": str(Path(root).resolve()), "files": cache}))
+            os.replace(tmp, cache_path)
+        except OSError:
+            pass  # no cache: the next run checks again
+    return {f: cache[f][2] for f in files if cache[f][2] is not None}
+
+
 class ImageFolderImages(GANDataModule):
     """Every image file under ``root`` (recursively), centre-cropped to a square and resized.
 
@@ -264,12 +325,17 @@ class ImageFolderImages(GANDataModule):
         crop: centre-crop side before resizing (CelebA 64×64 convention: 140); ``None`` = the shorter side.
         channels: 3 (RGB) or 1 (grey).
         val_fraction: held-out share, split fixed by ``seed``.
+        skip_corrupt: leave out files that do not decode as images (with one warning) instead of stopping.
+
+    Every file is decoded once before training (:func:`check_images`: parallel worker processes, verdicts cached
+    per folder), so a corrupt or truncated file stops the run with one line naming it — or is skipped with
+    ``skip_corrupt`` — instead of failing in the middle of training.
     """
 
     def __init__(self, root: str = "data/celeba/img_align_celeba", image_size: Optional[int] = 64,
                  crop: Optional[int] = None, channels: int = 3, val_fraction: float = 0.05,
                  batch_size: int = 64, num_workers: int = 0, seed: int = 0,
-                 batches_per_step: int = 1):
+                 batches_per_step: int = 1, skip_corrupt: bool = False):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
                          batches_per_step=batches_per_step)
         _check_size(image_size)
@@ -277,7 +343,8 @@ class ImageFolderImages(GANDataModule):
             raise ConfigError(f"channels must be 1 or 3, got {channels}")
         self.root, self.image_size, self.crop, self.channels = str(root), image_size, crop, int(channels)
         self.val_fraction = float(val_fraction)
-        self.files = self._list_files()
+        self.skip_corrupt = bool(skip_corrupt)
+        self.files = self._readable(self._list_files())
         if image_size is None:
             side = self._common_size()
             _check_size(side)
@@ -293,6 +360,21 @@ class ImageFolderImages(GANDataModule):
         if not files:
             raise ConfigError(f"no images ({', '.join(_IMG_EXT)}) found under {root}: check data.root")
         return files
+
+    def _readable(self, files: list) -> list:
+        import sys
+
+        bad = check_images(self.root, files)
+        if not bad:
+            return files
+        first = "; ".join(f"{Path(f).name}: {bad[f]}" for f in sorted(bad)[:2])
+        what = f"{len(bad)} of {len(files)} files under {self.root} are not readable images ({first}"
+        if not self.skip_corrupt:
+            raise ConfigError(f"{what}): remove or replace them, or set --data.skip_corrupt true to leave them out")
+        if len(bad) == len(files):
+            raise ConfigError(f"{what}): no readable image left; check data.root")
+        print(f"[zoo] warning: {what}): skipped (data.skip_corrupt)", file=sys.stderr)
+        return [f for f in files if f not in bad]
 
     def _common_size(self) -> int:
         from PIL import Image

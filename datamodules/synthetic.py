@@ -142,6 +142,7 @@ class Synthetic2D(GANDataModule):
             raise ConfigError(f"unknown 2-D dataset {name!r}: use one of {', '.join(DATASETS)}")
         if n_samples <= 0 or val_samples <= 0:
             raise ConfigError("n_samples and val_samples must be positive")
+        self.endless = True  # points of a known density: epochs carry no meaning
         self.name = name
         self.n_samples = int(n_samples)
         self.val_samples = int(val_samples)

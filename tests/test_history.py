@@ -156,3 +156,21 @@ def test_a_row_carries_each_scalar_at_the_latest_batch_that_produced_it(tmp_path
         assert {k: r[k] for k in keys if r[k]} == {k: want[k] for k in keys if k in want}, r["step"]
     # the rows are not vacuous: most of them are not generator steps, yet carry the generator's loss
     assert sum(1 for r in rows if r["loss/g"]) == len(rows) - sum(1 for r in rows if int(r["step"]) < 4)
+
+
+def test_a_row_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    """A SIGKILL in the middle of writing a row leaves a last line without its line end: the resumed segment drops
+    that fragment (its numbers may be cut mid-digit) instead of failing or keeping it, and goes on appending whole
+    rows under the same header."""
+    _run(_cmd(tmp_path, "r", method="vanilla", steps=60))
+    path = tmp_path / "r" / "metrics.csv"
+    whole = path.read_bytes()
+    assert whole.endswith(b"\n")
+    path.write_bytes(whole[:-25])  # the last row, cut
+    kept = _rows(tmp_path / "r")[:-1]
+    _run(_cmd(tmp_path, "r", method="vanilla", steps=80))
+    text = path.read_text()
+    rows = _rows(tmp_path / "r")
+    assert text.endswith("\n") and all(None not in r.values() and None not in r for r in rows)
+    assert rows[:len(kept)] == kept, "every whole row logged before the checkpoint is kept as it was"
+    assert int(rows[-1]["step"]) > int(kept[-1]["step"]) and rows[-1]["trainer/gen_step"]

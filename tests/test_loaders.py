@@ -124,3 +124,42 @@ def test_image_folder_crop_resize_and_errors(tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     with pytest.raises(ConfigError, match="no images"):
         ImageFolderImages(root=str(tmp_path / "empty"))
+
+
+def _folder_with_two_bad_files(root):
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    (root / "2.png").write_bytes(b"\x89PNG but not really")
+    good = (root / "4.png").read_bytes()
+    (root / "4.png").write_bytes(good[: len(good) // 2])  # cut short, as by an interrupted copy
+
+
+def test_corrupt_images_are_found_before_training_and_can_be_skipped(tmp_path, monkeypatch, capsys):
+    """Reference: which files were broken by hand. Every file is decoded once; the verdicts are cached per folder
+    (a second construction decodes nothing; a file that changes is decoded again)."""
+    import datamodules.images as images
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "imgs"
+    _folder_with_two_bad_files(root)
+    with pytest.raises(ConfigError, match=r"2 of 6 files under .* are not readable images \(2\.png: .*; 4\.png: "
+                                          r".*\): remove or replace them, or set --data\.skip_corrupt true"):
+        ImageFolderImages(root=str(root), image_size=8, batch_size=2)
+    assert images.image_check_cache(str(root)).exists()
+
+    decoded = []
+    real = images._image_errors
+    monkeypatch.setattr(images, "_image_errors", lambda paths: decoded.extend(paths) or real(paths))
+    dm = ImageFolderImages(root=str(root), image_size=8, batch_size=2, skip_corrupt=True, val_fraction=0.25)
+    assert decoded == [], "the cached verdicts are reused"
+    assert sorted(p.rsplit("/", 1)[1] for p in dm.files) == ["0.png", "1.png", "3.png", "5.png"]
+    assert "2 of 6 files" in capsys.readouterr().err
+    dm.setup("fit")
+    assert len(dm.train_set) + len(dm.val_set) == 4
+    assert torch.stack([dm.train_set[i] for i in range(len(dm.train_set))]).abs().max() <= 1
+
+    (root / "2.png").write_bytes((root / "0.png").read_bytes())  # repaired: decoded again, now readable
+    dm = ImageFolderImages(root=str(root), image_size=8, batch_size=2, skip_corrupt=True)
+    assert decoded == [str(root / "2.png")] and len(dm.files) == 5

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from datamodules.base import BatchGroup
 from zoo.rng import rng_state, set_rng_state
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, check_hparams
 
 __all__ = ["GANModule", "BatchGroup"]
 
@@ -95,11 +95,18 @@ class GANModule(pl.LightningModule):
                 f"{type(self).__name__} does not know the data shape yet: pass data_shape=... or train it "
                 "with a datamodule that has a data_shape attribute"
             )
+        self.check_hparams()
         self.check_data_shape(shape)
         self.data_shape = shape
         self.hparams["data_shape"] = list(shape)
         self.build(shape)
         self._built = True
+
+    def check_hparams(self) -> None:
+        """Raise :class:`ConfigError` on hyper-parameters no method can train with (:func:`zoo.errors.check_hparams`:
+        NaN/Inf, learning rates ≤ 0, Adam betas outside [0, 1), non-positive widths); methods check their own
+        options in ``__init__``."""
+        check_hparams(self.hparams)
 
     def validate_data_shape(self, data_shape: Sequence[int]) -> Tuple[int, ...]:
         """Check that data of ``data_shape`` fits this module (raises :class:`ConfigError` otherwise)."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import ProgressBar
 from jsonargparse import ArgumentError
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -41,6 +41,7 @@ from callbacks.gen_steps import GenStepCounter
 from callbacks.history import RunCSVLogger, RunHistory
 from callbacks.modes import ModeCoverage
 from callbacks.plots import SamplePlot
+from callbacks.progress import GenStepProgressBar
 from callbacks.results import ResultsWriter
 from callbacks.rollback import DivergenceRollback
 from callbacks.spectral import SpectralMonitor
@@ -203,6 +204,20 @@ class ZooCLI(LightningCLI):
     def _instantiate_trainer(self, config: Dict[str, Any], callbacks: list) -> pl.Trainer:
         root = config.get("default_root_dir") or "runs"
         run_name = self._run_name()
+        # everything that can be checked is checked before the first file of the run is written
+        preflight(self.model, self.datamodule)
+        if int(self._sub("checkpoint_every_n_steps", 500) or 0) < 0:
+            raise ConfigError(f"checkpoint_every_n_steps must be >= 0 (0: at the end of each epoch), got "
+                              f"{self._sub('checkpoint_every_n_steps')}")
+        max_gen = self._sub("max_gen_steps")
+        if max_gen is not None and int(max_gen) <= 0:
+            raise ConfigError(f"max_gen_steps must be a positive number of generator steps, got {max_gen}: "
+                              "leave it out for no limit")
+        check_run_name(run_name)
+        ckpt = self._sub("ckpt_path")
+        check_checkpoint(ckpt, "--ckpt_path") if ckpt else check_checkpoint(
+            str(Path(root) / run_name / "checkpoints" / "last.ckpt"), "the run's last.ckpt", missing_ok=True)
+        make_root_dir(root)
         if config.get("logger") in (None, True):
             config["logger"] = default_loggers(root, run_name, bool(self._sub("wandb", True)),
                                                str(self._sub("wandb_project", "ot-gan-zoo")))
@@ -210,9 +225,10 @@ class ZooCLI(LightningCLI):
         full = self.config.get(self.subcommand) if getattr(self, "subcommand", None) else self.config
         cfg_dict = full.as_dict() if hasattr(full, "as_dict") else dict(full or {})
         every = int(self._sub("checkpoint_every_n_steps", 500) or 0)
-        if not sys.stdout.isatty() and config.get("enable_progress_bar", True) is not False and not any(
-                isinstance(c, TQDMProgressBar) for c in (config.get("callbacks") or [])):
-            callbacks = list(callbacks) + [TQDMProgressBar(refresh_rate=200)]  # quiet logs when not a terminal
+        if config.get("enable_progress_bar", True) is not False and not any(
+                isinstance(c, ProgressBar) for c in list(config.get("callbacks") or []) + list(callbacks)):
+            # the bar counts generator steps (callbacks.progress); refreshed less often when not a terminal
+            callbacks = list(callbacks) + [GenStepProgressBar(refresh_rate=1 if sys.stdout.isatty() else 200)]
         callbacks = list(callbacks) + [
             LastCheckpoint(dirpath=str(run_dir / "checkpoints"), every_n_train_steps=every),
             InterruptCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="interrupted"),
@@ -246,10 +262,76 @@ _QUIET = (
 
 
 def preflight(model: pl.LightningModule, datamodule: Optional[pl.LightningDataModule]) -> None:
-    """Checks that need both the model and the data, run before the Trainer starts."""
+    """Checks that need the model (and the data), run before the Trainer and the run folder exist."""
+    from datamodules.base import GANDataModule
+
+    if isinstance(model, GANModule):
+        model.check_hparams()
+    if isinstance(datamodule, GANDataModule):
+        datamodule.setup("fit")  # loads / generates the data (idempotent): its checks run before any file exists
     shape = getattr(datamodule, "data_shape", None)
     if isinstance(model, GANModule) and shape is not None:
         model.validate_data_shape(shape)
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one folder name under ``trainer.default_root_dir`` (no path separator, not ``.``/``..``)."""
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ConfigError(f"run_name {name!r} must be a folder name (no '/', not '.' or '..'): runs are written "
+                          "under trainer.default_root_dir")
+
+
+def check_checkpoint(path: str, what: str = "--ckpt_path", missing_ok: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``path`` is a readable Lightning checkpoint that ``torch.load`` accepts
+    with ``weights_only=True`` (never retried unsafely). ``missing_ok``: a missing file is fine (a new run).
+
+    Told apart: a missing file or a folder; a file that is not a torch zip archive or whose archive is damaged
+    (truncated by a full disk or an interrupted copy); an archive holding objects other than tensors and plain
+    containers (refused: loading it could run code); a loadable file without Lightning's ``state_dict``.
+    """
+    import zipfile
+
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        if missing_ok:
+            return
+        raise ConfigError(f"checkpoint {p} does not exist: check {what}")
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a folder, not a checkpoint file: pass the .ckpt file inside it")
+    fix = ("delete it to start the run over, or pass --ckpt_path <an earlier checkpoint>" if missing_ok
+           else f"pass another {what}")
+    if not zipfile.is_zipfile(p):
+        raise ConfigError(f"checkpoint {p} is damaged or not a checkpoint (not a torch zip archive, "
+                          f"{p.stat().st_size} bytes): {fix}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        raise ConfigError(f"refused to load checkpoint {p}: it holds objects other than tensors and plain "
+                          f"containers (torch.load weights_only=True): {_one_line(str(err))[:160]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"checkpoint {p} is damaged ({_one_line(str(err))[:120]}): {fix}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"{p} is not a Lightning checkpoint (no state_dict): {fix}")
+
+
+def make_root_dir(root: str) -> None:
+    """Create ``trainer.default_root_dir`` (with its parents, as ``mkdir -p``) and check that files can be
+    written in it, or raise :class:`ConfigError` naming the folder."""
+    import tempfile
+
+    p = Path(root)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"trainer.default_root_dir {p} is a file, not a folder: set --trainer.default_root_dir "
+                          "to a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as err:
+        raise ConfigError(f"cannot write runs under {p} ({err.strerror or err}): set --trainer.default_root_dir "
+                          "to a writable folder") from None
 
 
 class _NoAdvert(logging.Filter):
@@ -300,12 +382,16 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
     elif argv and not argv[0].startswith("-"):
         print(f"error: unknown command {argv[0]!r}: use `python train.py fit ...`", file=sys.stderr)
         raise SystemExit(2)
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
     try:
         _import_methods()
         cli = ZooCLI(args=expand_short_names(argv), run=False)
-        preflight(cli.model, cli.datamodule)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except MisconfigurationException as err:  # Lightning's own checks of the trainer options (one sentence)
+        print(f"error: trainer: {_one_line(str(err))}", file=sys.stderr)
         raise SystemExit(2) from None
     except (ArgumentError, ValueError, TypeError) as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
@@ -326,6 +412,9 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
               f"other than tensors and plain containers (torch.load weights_only=True): "
               f"{_one_line(str(err))[:200]}", file=sys.stderr)
         raise SystemExit(2) from None
+    except FloatingPointError as err:  # a divergence: the message says where, and which checkpoint is good
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        raise SystemExit(1) from None
     if cli.trainer.interrupted:  # SIGTERM is handled gracefully by Lightning: still report a failed exit
         print("[zoo] training was interrupted; resume by re-running the same command", file=sys.stderr)
         raise SystemExit(143)
@@ -334,7 +423,11 @@ def main(args: Optional[List[str]] = None) -> Optional[ZooCLI]:
 
 def _one_line(message: str) -> str:
     """The most specific part of a jsonargparse error, on one line (e.g. a ConfigError raised while
-    instantiating a class, or "Option 'x' is not accepted" for a config key that does not exist)."""
+    instantiating a class, "Option 'x' is not accepted" for a config key that does not exist, or
+    ``model.lr_g: expected a float, got nan`` for a value of the wrong type)."""
+    typed = _type_error(message)
+    if typed:
+        return typed
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     for i, ln in enumerate(lines):
         if ln.startswith("- ") and not ln.startswith("- Expected a"):
@@ -343,3 +436,19 @@ def _one_line(message: str) -> str:
                 text = f"{text} {lines[i + 1]}"
             return text
     return " ".join(lines[:2]) if lines else message
+
+
+def _type_error(message: str) -> Optional[str]:
+    """``--<group>.<key>: expected an int (or …), got <value>`` from jsonargparse's nested "Parser key" report of a
+    value that does not parse as its option's type (NaN and ±Inf included: jsonargparse refuses them as floats)."""
+    import re
+
+    keys = [k for k in re.findall(r'Parser key "([^"]+)"', message) if k != "config"]
+    types = list(dict.fromkeys(t for t in re.findall(r"Expected a <class '([\w.]+)'>", message) if t != "NoneType"))
+    got = re.findall(r"Got value: (.*)", message) or re.findall(r"Given value: (.*)", message)
+    if not keys or not types or not got:
+        return None
+    value = got[0].strip()
+    article = lambda t: ("an " if t[0] in "aeiou" else "a ") + t  # noqa: E731
+    hint = " (NaN and Inf are not accepted)" if value.lower().lstrip("+-") in ("nan", "inf", "infinity") else ""
+    return f"--{'.'.join(keys)}: expected {' or '.join(article(t) for t in types)}, got {value}{hint}"

@@ -318,9 +318,13 @@ def _fmt_s(s: float) -> str:
 
 
 class Progress:
-    """Line-based progress display (works in logs and terminals): one line per start and per finish, with ETA."""
+    """The grid's progress: one line per finished (or skipped) run with its metrics, elapsed time and ETA, and —
+    on a terminal — an overall tqdm bar over the runs below those lines. Without a terminal (logs, CI) each run's
+    start is printed too, so a log shows what is running."""
 
     def __init__(self, total: int, parallel: int = 1, stream=None, enabled: bool = True):
+        from tqdm import tqdm
+
         self.total, self.parallel = total, max(1, parallel)
         self.stream = stream or sys.stdout
         self.enabled = enabled
@@ -328,9 +332,16 @@ class Progress:
         self.done = self.failed = self.skipped = self.started = 0
         self.durations: List[float] = []
         self.lock = threading.Lock()
+        tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar = tqdm(total=total, unit="run", desc="grid", file=self.stream, dynamic_ncols=True, leave=True,
+                        disable=not (enabled and tty))
 
     def _print(self, msg: str) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        if not self.bar.disable:
+            self.bar.write(msg, file=self.stream)
+        else:
             print(msg, file=self.stream, flush=True)
 
     def _counter(self) -> str:
@@ -340,12 +351,16 @@ class Progress:
         with self.lock:
             self.skipped += 1
             self._print(f"{self._counter()} skip     {spec.name} (results.json: complete)")
+            self.bar.update(1)
 
     def start(self, spec: RunSpec, where: str) -> None:
         with self.lock:
             self.started += 1
-            k = self.started + self.skipped
-            self._print(f"[{k:>{len(str(self.total))}}/{self.total}] start    {spec.name} on {where}")
+            if self.bar.disable:
+                k = self.started + self.skipped
+                self._print(f"[{k:>{len(str(self.total))}}/{self.total}] start    {spec.name} on {where}")
+            else:
+                self.bar.set_postfix_str(f"running {spec.name} on {where}")
 
     def finish(self, out: Outcome) -> None:
         with self.lock:
@@ -364,6 +379,10 @@ class Progress:
                 f" (exit {out.returncode}; log: {out.log})"
             self._print(f"{self._counter()} {out.status:<8} {out.name} in {out.seconds:.1f}s{extra} | "
                         f"elapsed {_fmt_s(time.perf_counter() - self.t0)}{eta}")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def visible_gpus() -> List[int]:
@@ -418,6 +437,10 @@ def run_grid(methods: Sequence[str] = ("all",), datasets: Sequence[str] = ("ring
     specs = plan_grid(names, datasets, seed_list, out_dir, {n: class_path(resolve_model(n)) for n in names})
     if eval_every is None:
         eval_every = max(1, int(budget.value) // 5) if budget.kind == "steps" else 500
+    if int(eval_every) < 1:
+        raise ConfigError(f"--eval_every must be a positive number of generator steps, got {eval_every}")
+    if timeout is not None and not float(timeout) > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
     gpus = visible_gpus() if accelerator in ("auto", "gpu") else []
     if accelerator == "gpu" and not gpus:
         raise ConfigError("--accelerator gpu but no CUDA device is visible: use --accelerator cpu")
@@ -480,6 +503,7 @@ def run_grid(methods: Sequence[str] = ("all",), datasets: Sequence[str] = ("ring
 
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             outcomes = list(pool.map(work, todo))
+    prog.close()
     failed = [o for o in outcomes if o.status != "complete"]
     atomic_write_json(out_dir / MANIFEST, {**manifest, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                            "outcomes": [asdict(o) for o in outcomes]})

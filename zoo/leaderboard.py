@@ -127,7 +127,12 @@ def records_from_results(paths: Iterable[Path]) -> List[Record]:
     for path in paths:
         try:
             res = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"[zoo] leaderboard: skipped {path}: not a readable results.json ({type(err).__name__})",
+                  file=sys.stderr)
+            continue
+        if not isinstance(res, dict):
+            print(f"[zoo] leaderboard: skipped {path}: not a results.json object", file=sys.stderr)
             continue
         metrics = res.get("metrics") or {}
         values = {}
@@ -416,6 +421,13 @@ def main(argv: Optional[List[str]] = None) -> str:
                    help="output prefix: writes <out>.md, <out>.csv, <out>.png (default: docs/leaderboard)")
     args = p.parse_args(argv)
     try:
+        if args.out:
+            folder = Path(args.out).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"cannot write the leaderboard under {folder} ({err.strerror or err}): "
+                                  "set --out to a writable path prefix") from None
         if args.wandb:
             records = load_wandb(args.wandb, summary=args.summary)
             source = f"W&B project `{args.wandb}` ({args.summary} values)"
