@@ -169,3 +169,34 @@ def test_monitored_layers_skips_non_weight_layers_and_filters():
     assert [n for n, _ in monitored_layers(net)] == ["0", "4"]
     assert [n for n, _ in monitored_layers(net, r"^4$")] == ["4"]
     assert math.isclose(float(normalized_spectrum(torch.zeros(3, 3)).sum()), 0.0)
+
+
+def _fraction_above_half(net, k: int) -> None:
+    """Set the 10×10 layer's normalised spectrum so that exactly ``k`` of its 10 values exceed ½."""
+    set_spectrum(net[0], np.r_[np.linspace(1.0, 0.6, k), [0.3] * (10 - k)] if k else np.r_[[1.0], [0.3] * 9])
+
+
+def test_windowed_flag_fires_on_a_fall_not_on_a_slow_concentration():
+    """Reference: hand-set spectra. The fraction above ½ concentrates slowly from 1.0 (steps 0–4000: 10, 8, 6, 5, 4
+    of 10) and then falls within 1000 steps (4 → 1 at 5000). The running-maximum flag fires at 4000 (0.4 < ½·1.0;
+    at 3000, 0.5 is not below 0.5) on the slow concentration; the 2000-step window compares with the maximum of the
+    last 2000 steps (0.6 at 4000, 0.5 at 5000) and fires only on the fall (0.1 < ½·0.5)."""
+    net = nn.Sequential(nn.Linear(10, 10))
+    running, windowed = SpectralMonitor(), SpectralMonitor(flag_window=2000)
+    flags = {"running": [], "windowed": []}
+    for step, k in zip(range(0, 6000, 1000), (10, 8, 6, 5, 4, 1)):
+        _fraction_above_half(net, k)
+        for name, mon in (("running", running), ("windowed", windowed)):
+            out = mon.measure(net, step)
+            assert out["spectral/0/frac_above"] == pytest.approx(k / 10)
+            flags[name].append(out["spectral/0/collapse"])
+    assert flags["running"] == [0, 0, 0, 0, 1, 1]
+    assert flags["windowed"] == [0, 0, 0, 0, 0, 1]
+    assert running.collapsed_at == {"0": 4000} and windowed.collapsed_at == {"0": 5000}
+    # the window's history survives a checkpoint round trip: the same verdict after a resume
+    resumed = SpectralMonitor(flag_window=2000)
+    resumed.load_state_dict(windowed.state_dict())
+    _fraction_above_half(net, 1)
+    assert resumed.measure(net, 6000)["spectral/0/collapse"] == 1.0  # max over 4000–6000 is 0.4: 0.1 < 0.2
+    with pytest.raises(Exception, match="flag_window must be a positive"):
+        SpectralMonitor(flag_window=0)
