@@ -261,13 +261,14 @@ _QUIET = (
 )
 
 
-def preflight(model: pl.LightningModule, datamodule: Optional[pl.LightningDataModule]) -> None:
-    """Checks that need the model (and the data), run before the Trainer and the run folder exist."""
+def preflight(model: pl.LightningModule, datamodule: Optional[pl.LightningDataModule], load_data: bool = True) -> None:
+    """Checks that need the model (and the data), run before the Trainer and the run folder exist; ``load_data``
+    loads (or generates) a zoo datamodule's data here, so missing or corrupt files fail before any file is written."""
     from datamodules.base import GANDataModule
 
     if isinstance(model, GANModule):
         model.check_hparams()
-    if isinstance(datamodule, GANDataModule):
+    if load_data and isinstance(datamodule, GANDataModule):
         datamodule.setup("fit")  # loads / generates the data (idempotent): its checks run before any file exists
     shape = getattr(datamodule, "data_shape", None)
     if isinstance(model, GANModule) and shape is not None:
