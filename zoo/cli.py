@@ -215,8 +215,11 @@ class ZooCLI(LightningCLI):
                               "leave it out for no limit")
         check_run_name(run_name)
         ckpt = self._sub("ckpt_path")
-        check_checkpoint(ckpt, "--ckpt_path") if ckpt else check_checkpoint(
-            str(Path(root) / run_name / "checkpoints" / "last.ckpt"), "the run's last.ckpt", missing_ok=True)
+        if ckpt and str(ckpt) not in ("last", "best", "hpc", "registry"):  # Lightning's named checkpoints aside
+            check_checkpoint(ckpt, "--ckpt_path")
+        elif not ckpt or str(ckpt) == "last":
+            check_checkpoint(str(Path(root) / run_name / "checkpoints" / "last.ckpt"), "the run's last.ckpt",
+                             missing_ok=True)
         make_root_dir(root)
         if config.get("logger") in (None, True):
             config["logger"] = default_loggers(root, run_name, bool(self._sub("wandb", True)),
