@@ -33,3 +33,19 @@ class StopAtBatch(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if pl_module.batch_step >= self.batch:
             trainer.should_stop = True
+
+
+def image_folder_with_two_bad_files(root, ext: str = "png", side: int = 12, seed: int = 1):
+    """Six random RGB images ``0..5.<ext>`` under ``root``, of which ``2`` is not an image at all and ``4`` is a
+    valid file cut in half (as by an interrupted copy)."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(root / f"{i}.{ext}")
+    (root / f"2.{ext}").write_bytes(b"not an image at all")
+    good = (root / f"4.{ext}").read_bytes()
+    (root / f"4.{ext}").write_bytes(good[: len(good) // 2])
+    return root

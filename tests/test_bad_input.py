@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from _checks import image_folder_with_two_bad_files
 from zoo.cli import main
 
 B = ["--model", "vanilla", "--data", "ring8", "--data.n_samples", "2000"]
@@ -21,16 +22,7 @@ FAST = ["--trainer.enable_progress_bar", "false", "--seed_everything", "0", "--w
 
 def _files(tmp: Path) -> dict:
     """Inputs in the formats users hand over, broken the ways they break."""
-    from PIL import Image
-
-    imgs = tmp / "imgs"
-    imgs.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(imgs / f"{i}.jpg")
-    (imgs / "4.jpg").write_bytes(b"not a jpeg at all")
-    good = (imgs / "5.jpg").read_bytes()
-    (imgs / "5.jpg").write_bytes(good[:len(good) // 2])  # a copy cut short
+    imgs = image_folder_with_two_bad_files(tmp / "imgs", ext="jpg", side=16)
     real = tmp / "real.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(3)}, "epoch": 0}, real)
     raw = real.read_bytes()
@@ -88,7 +80,7 @@ TRAIN_CASES = [
     ("unknown key", [*B, "--model.no_such_key", "1"], "no_such_key"),
     ("corrupt images", ["--model", "vanilla", "--data", "ImageFolderImages", "--data.root", "{tmp}/imgs",
                         "--data.image_size", "16", "--data.batch_size", "2"],
-     "2 of 6 files under {tmp}/imgs are not readable images (4.jpg: "),
+     "2 of 6 files under {tmp}/imgs are not readable images (2.jpg: "),
     ("array shape", ["--model", "vanilla", "--data", "ArrayFile", "--data.path", "{tmp}/vector.npy"],
      "has shape (10,)"),
     ("eval cadence", [*B, "--mode_coverage.every_n_gen_steps", "-1"], "mode_coverage.every_n_gen_steps must be >= 0"),

@@ -11,6 +11,7 @@ from PIL import Image
 
 from datamodules import ImageFolderImages, TorchvisionImages
 from zoo.errors import ConfigError
+from _checks import image_folder_with_two_bad_files
 
 
 def _write_idx(path, array: np.ndarray):
@@ -126,16 +127,6 @@ def test_image_folder_crop_resize_and_errors(tmp_path):
         ImageFolderImages(root=str(tmp_path / "empty"))
 
 
-def _folder_with_two_bad_files(root):
-    root.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / f"{i}.png")
-    (root / "2.png").write_bytes(b"\x89PNG but not really")
-    good = (root / "4.png").read_bytes()
-    (root / "4.png").write_bytes(good[: len(good) // 2])  # cut short, as by an interrupted copy
-
-
 def test_corrupt_images_are_found_before_training_and_can_be_skipped(tmp_path, monkeypatch, capsys):
     """Reference: which files were broken by hand. Every file is decoded once; the verdicts are cached per folder
     (a second construction decodes nothing; a file that changes is decoded again)."""
@@ -143,7 +134,7 @@ def test_corrupt_images_are_found_before_training_and_can_be_skipped(tmp_path, m
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = tmp_path / "imgs"
-    _folder_with_two_bad_files(root)
+    image_folder_with_two_bad_files(root)
     with pytest.raises(ConfigError, match=r"2 of 6 files under .* are not readable images \(2\.png: .*; 4\.png: "
                                           r".*\): remove or replace them, or set --data\.skip_corrupt true"):
         ImageFolderImages(root=str(root), image_size=8, batch_size=2)
