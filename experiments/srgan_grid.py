@@ -14,7 +14,9 @@ of σ_i/σ₁ > ½ and its collapse flag). The arms:
 * ``srgan_static`` — SR-GAN with static compensation from step 0 (the official CIFAR-10 code);
 * ``srgan_dynamic`` — dynamic compensation from step 0 (reference spectrum = the random initialisation's);
 * ``srgan_dynamic_late`` — the official ImageNet workflow: SN-GAN, then dynamic compensation from generator step
-  ``--late-start`` on (with the same seed the run is SN-GAN's, bit for bit, until then).
+  ``--late-start`` on (with the same seed the run is SN-GAN's, bit for bit, until then);
+* ``srgan_dynamic_peak`` — the same from generator step 500, where SN-GAN's mode count peaks on grid25 before it
+  collapses (run on grid25 only: ``--data grid25 --arms srgan_dynamic_peak``; on ring8 SN-GAN has no healthy phase).
 
 Each finished run writes ``docs/results/srgan/grid/runs/<data>/<arm>-s<seed>.json`` (its curve, the spectra every
 ``--spectra-every`` steps, the flags, wall and CPU seconds, the commit); ``run`` skips every run whose record
@@ -61,11 +63,13 @@ ARMS: Dict[str, dict] = {
     "srgan_static": {"config": "srgan", "overrides": ["--model.sr_mode", "static"]},
     "srgan_dynamic": {"config": "srgan", "overrides": ["--model.sr_mode", "dynamic"]},
     "srgan_dynamic_late": {"config": "srgan", "overrides": ["--model.sr_mode", "dynamic", "--model.sr_start", "{late}"]},
+    "srgan_dynamic_peak": {"config": "srgan", "overrides": ["--model.sr_mode", "dynamic", "--model.sr_start", "500"]},
 }
 LABELS = {"sngan": "SN-GAN", "srgan_static": "SR-GAN static", "srgan_dynamic": "SR-GAN dynamic (step 0)",
-          "srgan_dynamic_late": "SR-GAN dynamic (from SN-GAN at {late})"}
+          "srgan_dynamic_late": "SR-GAN dynamic (from SN-GAN at {late})",
+          "srgan_dynamic_peak": "SR-GAN dynamic (from SN-GAN at 500, its peak)"}
 COLORS = {"sngan": "tab:red", "srgan_static": "tab:blue", "srgan_dynamic": "tab:green",
-          "srgan_dynamic_late": "tab:purple"}
+          "srgan_dynamic_late": "tab:purple", "srgan_dynamic_peak": "tab:olive"}
 LAYERS = ["net.0", "net.2", "net.4"]  # the hidden layers' weights (net.6, 64→1, has rank 1: nothing to collapse)
 COLLAPSE_RATIO = 0.7
 EVAL_KEYS = ("eval/modes", "eval/hq", "eval/kl", "eval/w2", "eval/energy")
@@ -366,7 +370,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["run", "write"])
     p.add_argument("--data", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--arms", nargs="+", default=[a for a in ARMS if a != "srgan_dynamic_peak"], choices=list(ARMS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--steps", type=int, default=20000, help="generator steps per run")
     p.add_argument("--every", type=int, default=250, help="evaluation cadence in generator steps")
