@@ -30,3 +30,14 @@ def test_flags_running_maximum_versus_window():
     # the windowed flag (max over the preceding 2000 steps) fires only on the fast fall at 6000 (0.15 < 0.2)
     assert first_flag(steps, frac, window=2000) == 6000
     assert first_flag(steps, [0.5, 0.5, 0.5], window=2000) is None
+
+
+def test_collapse_on_the_forward_mean_ignores_single_noisy_evaluations():
+    from srgan_grid import smoothed
+
+    steps = list(range(0, 4000, 250))
+    modes = [4, 15, 9, 16, 15, 14, 16, 15, 6, 5, 4, 5, 6, 4, 5, 5]  # one noisy dip at 500, the fall at 2000
+    assert mode_collapse_step(steps, modes, 25) == 500                # raw: the dip reads as a collapse
+    # forward mean over 1000 steps (4 evaluations): 11, 13.75, 13.5, 15.25, 15, 12.75, 10.5, 7.5, 5, …
+    assert smoothed(steps, modes, 1000)[:3] == [11.0, 13.75, 13.5]
+    assert mode_collapse_step(steps, modes, 25, window=1000) == 1500  # 10.5 ≤ 0.7 · 15.25 = 10.675 (12.75 is not)
