@@ -275,7 +275,7 @@ def write(args) -> None:
                 f"| {label[arm]} | {len(ss)} | {np.median(fm):.0f} ({min(fm):.0f}–{max(fm):.0f}) | "
                 f"{100 * np.median([s['final_hq'] for s in ss]):.1f} | {sum(s['collapse'] is not None for s in ss)} "
                 f"({sum(s['sustained'] for s in ss)}) | {q3m:.1f} → {q4m:.1f} | {q3h:.1f} → {q4h:.1f} | "
-                f"{'yes' if abs(q4m - q3m) <= 1 and abs(q4h - q3h) <= 5 else 'no'} |")
+                f"{'yes' if abs(q4m - q3m) <= 1 + 1e-9 and abs(q4h - q3h) <= 5 + 1e-9 else 'no'} |")
         sn = [s for s in ds if s["arm"] == "sngan"]
         if sn:
             lines += ["", "SN-GAN: does the flag precede the collapse? (lag = collapse − first flag of any hidden "
