@@ -89,6 +89,7 @@ class GenStepProgressBar(TQDMProgressBar):
         self.gen_bar: Optional[Tqdm] = None
         self._kind, self._total = "steps", None
         self._calls = 0
+        self._timer: Optional[Timer] = None
 
     def _show_epochs(self, trainer: pl.Trainer) -> bool:
         if self.epochs != "auto":
@@ -108,6 +109,7 @@ class GenStepProgressBar(TQDMProgressBar):
         else:
             self.train_progress_bar = Tqdm(disable=True)
         self._kind, self._total = budget_of(trainer, pl_module)
+        self._timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
         step = gen_step_of(pl_module, trainer)
         timed = self._kind == "seconds"
         self.gen_bar = Tqdm(
@@ -131,8 +133,7 @@ class GenStepProgressBar(TQDMProgressBar):
         step = gen_step_of(pl_module, trainer)
         post = eval_postfix(trainer.callback_metrics)
         if self._kind == "seconds":
-            timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-            n = int(timer.time_elapsed("train")) if timer is not None else self.gen_bar.n
+            n = int(self._timer.time_elapsed("train")) if self._timer is not None else self.gen_bar.n
             post = {"gen_step": str(step), **post}
         else:
             n = step

@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import re
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -185,6 +185,13 @@ def spectrum_png(steps: List[int], spectra: List[Tensor], title: str = "") -> by
 # Callback
 # ---------------------------------------------------------------------------------------------------------
 
+def flag_reference(history: Sequence[Tuple[int, float]], step: int, window: Optional[int] = None) -> float:
+    """The level SpectralMonitor's collapse flag compares ``frac_above`` with at generator step ``step``: the maximum
+    of the fraction over the evaluations ``(t, frac)`` of ``history`` with t ≤ step — all of them (``window=None``,
+    the running maximum) or those of the last ``window`` generator steps (t ≥ step − window)."""
+    return max(f for t, f in history if t <= step and (window is None or t >= step - window))
+
+
 class SpectralMonitor(EveryNGenSteps, pl.Callback):
     """Log the discriminator's normalised singular-value spectra every ``every_n_gen_steps`` generator steps
     and at the end of training (global rank 0 only: the weights are identical on every rank).
@@ -237,7 +244,7 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
                               f"running maximum since the start), got {flag_window}")
         self.layers, self.plots = layers, plots
         self.flag_window = None if flag_window is None else int(flag_window)
-        self.fracs: Dict[str, List[Tuple[int, float]]] = {}  # (step, frac_above) per layer, for the window
+        self.fracs: Dict[str, List[Tuple[int, float]]] = {}  # (step, frac_above) per layer inside the window
         self._last = -1
         self.max_frac: Dict[str, float] = {}
         self.collapsed_at: Dict[str, int] = {}
@@ -252,12 +259,12 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
             r, top = layer_spectrum(mod)
             frac = float((r > self.threshold).double().mean()) if r.numel() else 0.0
             self.max_frac[name] = max(self.max_frac.get(name, frac), frac)
-            seen = [(t, f) for t, f in self.fracs.get(name, []) if t < step] + [(int(step), frac)]
-            self.fracs[name] = seen
             if self.flag_window is None:
                 best = self.max_frac[name]
-            else:
-                best = max(f for t, f in seen if t >= step - self.flag_window)
+            else:  # only the evaluations inside the window are kept (and saved in checkpoints)
+                seen = [(t, f) for t, f in self.fracs.get(name, []) if step - self.flag_window <= t < step]
+                self.fracs[name] = seen + [(int(step), frac)]
+                best = flag_reference(self.fracs[name], step, self.flag_window)
             collapse = frac < (1.0 - self.collapse_drop) * best
             if collapse:
                 flagged += 1

@@ -432,13 +432,13 @@ def _collapse_summary(run: Dict[str, Any], layer: str = "4", window: int = 3) ->
     return out
 
 
-def srgan_grid_summaries(ctx: Ctx) -> List[Dict[str, Any]]:
-    """Per-run summaries of the 2-D study (``docs/results/srgan/grid/runs``, experiments/srgan_grid.py)."""
+def srgan_grid_summaries(ctx: Ctx, tag: str = "") -> List[Dict[str, Any]]:
+    """Per-run summaries of the 2-D study (``docs/results/srgan/grid/runs``, experiments/srgan_grid.py), or of its
+    side study ``tag``."""
     import srgan_grid
 
-    runs = ctx.docs / "results" / "srgan" / "grid" / "runs"
-    recs = [load_json(p) for p in sorted(runs.glob("*/*.json"))]
-    return [srgan_grid.summarize(r, 2000) for r in recs if r and not r.get("tag")]
+    return [srgan_grid.summarize(r, 2000)
+            for r in srgan_grid.load_records(tag, out=ctx.docs / "results" / "srgan" / "grid")]
 
 
 def _vals(rows: List[Dict[str, Any]], key: str, pct: bool = False) -> str:
@@ -478,9 +478,7 @@ def srgan_grid_verdicts(ctx: Ctx, sums: List[Dict[str, Any]]) -> Tuple[List[str]
         after = [v for v in lags.values() if v < 0]
         quiet = [s for s in sums if s["arm"] == "sngan" and not s["sustained"]]
         false_flags = [s for s in quiet if srgan_grid._first(s["flags"]) is not None]
-        fine = [srgan_grid.summarize(r, 2000) for r in
-                (load_json(q) for q in sorted((ctx.docs / "results" / "srgan" / "grid" / "runs").glob("*/*-fine.json")))
-                if r]
+        fine = srgan_grid_summaries(ctx, "fine")
         fine_lags = [f["collapse"] - srgan_grid._first(f["flags"]) for f in fine
                      if f["collapse"] is not None and srgan_grid._first(f["flags"]) is not None]
         why = (f"on the 25-Gaussian grid SN-GAN covers up to {max(s['max_modes'] for s in sn):.0f} modes early and "

@@ -58,6 +58,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "srgan" / "grid"
 RUNS = ROOT / "runs" / "srgan_grid"  # run folders (not committed; a killed run resumes from its last.ckpt)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # callbacks.spectral (the flag's definition)
 
 DATASETS = {"grid25": 25, "ring8": 8}
 ARMS: Dict[str, dict] = {
@@ -178,17 +180,19 @@ def mode_collapse_step(steps: Sequence[int], modes: Sequence[float], k: int, win
 def first_flag(steps: Sequence[int], frac: Sequence[float], window: Optional[int] = None) -> Optional[int]:
     """First step where the fraction σ_i/σ₁ > ½ is below half its maximum — the running maximum since the first
     evaluation (``window=None``: SpectralMonitor's flag) or over the preceding ``window`` generator steps."""
-    for i, (s, f) in enumerate(zip(steps, frac)):
-        ref = [frac[j] for j in range(i + 1) if window is None or steps[j] >= s - window]
-        if f < 0.5 * max(ref):
+    from callbacks.spectral import flag_reference
+
+    history = list(zip(steps, frac))
+    for s, f in history:
+        if f < 0.5 * flag_reference(history, s, window):
             return int(s)
     return None
 
 
-def load_records(tag: str = "") -> List[dict]:
+def load_records(tag: str = "", out: Optional[Path] = None) -> List[dict]:
     """The records of the main study (``tag=""``) or of a tagged side study (``fine``: SN-GAN's early training
-    evaluated every 50 steps)."""
-    recs = [json.loads(p.read_text()) for p in sorted((OUT / "runs").glob("*/*.json"))]
+    evaluated every 50 steps), under ``out`` (default: this study's folder in docs/results)."""
+    recs = [json.loads(p.read_text()) for p in sorted(((out or OUT) / "runs").glob("*/*.json"))]
     recs = [r for r in recs if r.get("tag", "") == tag]
     order = {a: i for i, a in enumerate(ARMS)}
     return sorted(recs, key=lambda r: (list(DATASETS).index(r["data"]), order[r["arm"]], r["seed"]))
