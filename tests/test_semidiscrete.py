@@ -98,11 +98,12 @@ def test_fixed_cloud_matches_emd():
 
 def test_convergence_criteria_and_resume():
     y = torch.rand(50, 3, generator=torch.Generator().manual_seed(4)) - 0.5
-    a = SemiDiscreteOT(y, lr=1e-2, n_samples=4096, max_samples=2**15, patience=20, tol_tv=0.0, seed=2)
+    kw = dict(method="adam", lr=1e-2, n_samples=4096, max_samples=2**15, patience=20, tol_tv=0.0, seed=2)
+    a = SemiDiscreteOT(y, **kw)
     a.fit(60)
-    b = SemiDiscreteOT(y, lr=1e-2, n_samples=4096, max_samples=2**15, patience=20, tol_tv=0.0, seed=2)
+    b = SemiDiscreteOT(y, **kw)
     b.fit(30)
-    c = SemiDiscreteOT(y, lr=1e-2, n_samples=4096, max_samples=2**15, patience=20, tol_tv=0.0, seed=2)
+    c = SemiDiscreteOT(y, **kw)
     c.load_state_dict(b.state_dict())
     c.fit(30)
     assert torch.allclose(a.h, c.h, atol=1e-6) and a.t == c.t == 60

@@ -78,8 +78,9 @@ class AEOT(GANModule):
         ot_sampler: ``sobol`` (scrambled Sobol, fresh each iteration) or ``random``.
         ot_lr, ot_lr_decay, ot_patience, ot_samples, ot_max_samples: solver schedule
             (:class:`zoo.ot.semidiscrete.SemiDiscreteOT`).
-        ot_method: ``auto`` (exact damped Newton for d ≤ 2 with the uniform source, Adam otherwise), ``newton``
-            or ``adam`` (:class:`zoo.ot.semidiscrete.SemiDiscreteOT`).
+        ot_method: ``auto`` (exact damped Newton for d ≤ 2 with the uniform source, else damped Newton on growing
+            Sobol clouds with a sampled Hessian), ``newton``, ``sampled_newton`` or ``adam``
+            (:class:`zoo.ot.semidiscrete.SemiDiscreteOT`); ot_lr, ot_samples, … only concern ``adam``.
         ot_tol_tv, ot_tol_rel: what the OT stage certifies: every cell's mass within ot_tol_rel of ν_i (relative),
             TV ≤ ot_tol_tv, no empty cell — checked independently of the optimiser (exact cell masses in d ≤ 2,
             otherwise 9/(tol_rel²·min ν) fresh samples, i.e. a standard error ≤ tol_rel/3 per cell). The stage ends

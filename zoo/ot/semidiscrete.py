@@ -22,19 +22,36 @@ Solvers (``method``):
   (:mod:`zoo.ot.power_diagram`): solve H δ = −(w − ν) on the cell-adjacency Laplacian H, then halve the step α
   until every cell keeps at least ε₀ = ½ min(min_i w_i, min_i ν_i) and ‖w − ν‖₂ has dropped by the factor
   (1 − α/2). Quadratic convergence; no sampling at all.
-* ``adam`` (any d and source; the ``auto`` choice for d ≥ 3 or the Gaussian source): Adam (bias-corrected) on h
-  with the Monte-Carlo gradient ŵ − ν, ŵ the histogram of M fresh source points per iteration (scrambled Sobol or
-  ``torch.rand``). When the best batch TV has not improved for ``patience`` iterations, M doubles (up to
-  ``max_samples``) and the learning rate is multiplied by ``lr_decay`` (growing samples, annealed steps).
+* ``sampled_newton`` (any d and source; the ``auto`` choice for d ≥ 3 or the Gaussian source): the same Newton
+  method on a *sample-average approximation* of E — the energy of a fixed cloud of M scrambled-Sobol source points,
+  E_M(h) = (1/M) Σ_k u_h(x_k) − Σ_i ν_i h_i — with the Kitagawa–Mérigot–Thibert Hessian estimated from the cloud:
+  a point x whose two highest scores belong to cells i ≠ j lies at distance (s_i − s_j)/|y_i − y_j| from their
+  facet, so the facet term |facet_ij|/|y_i − y_j| is estimated by the number of cloud points within a distance τ of
+  it divided by 2τM|y_i − y_j| (τ: the ``hessian_quantile`` of those distances). The step solves
+  (H + λ D) δ = −(w − ν) (D = diag H, Levenberg–Marquardt λ: divided by 4 after an accepted step, multiplied by 4
+  until the step decreases E_M by Armijo's rule), all in float64 (E_M's decrease is below float32's resolution near
+  the optimum). The cloud grows ×4 per level, from 64·N points to the certificate's size M_c (so the cloud's own
+  sampling error is that of the certificate), each level warm-started from the last; the certificate is tried
+  when the final cloud's cell masses are within tol_rel/8 of ν. The cloud is never stored: chunk k of level ℓ is
+  regenerated from its seed, so memory stays that of one chunk.
+* ``adam`` (any d and source): Adam (bias-corrected) on h with the Monte-Carlo gradient ŵ − ν, ŵ the histogram
+  of M fresh source points per iteration (scrambled Sobol or ``torch.rand``). When the best batch TV has not
+  improved for ``patience`` iterations, M doubles (up to ``max_samples``) and the learning rate is multiplied by
+  ``lr_decay`` (growing samples, annealed steps). Kept for comparison: it fails the hard sets of
+  docs/results/aeot/certificate.md.
 
 **The certificate.** ``converged`` is a promise, so it is only set by an independent check of the current h
 (:meth:`SemiDiscreteOT.certify`):
 
 * exact (d ≤ 2, uniform source): the cell masses of the clipped power diagram;
-* Monte-Carlo (otherwise): M_c = ⌈9 / (tol_rel² · min_i ν_i)⌉ fresh i.i.d. source points from a seed stream the
-  optimiser never uses, so that each relative cell mass ŵ_i/ν_i has standard error se_i ≤ tol_rel/3. It passes
-  when every cell satisfies |ŵ_i/ν_i − 1| + z·se_i/ν_i ≤ tol_rel (z = ``cert_z``, default 1: a one-sided
-  84 % bound per cell), TV = ½‖ŵ − ν‖₁ ≤ tol_tv and no cell is empty.
+* Monte-Carlo (otherwise): M_c = ⌈(3z / tol_rel)² / min_i ν_i⌉ fresh i.i.d. source points from a seed stream the
+  optimiser never uses, so that each relative cell mass ŵ_i/ν_i has standard error se_i ≤ tol_rel/(3z). It passes
+  when every cell satisfies |ŵ_i/ν_i − 1| + z·se_i/ν_i ≤ tol_rel, TV = ½‖ŵ − ν‖₁ ≤ tol_tv and no cell is empty,
+  with se_i = sqrt(p_i(1 − p_i)/M_c), p_i = max(ŵ_i, ν_i). z = ``cert_z``; by default the Bonferroni quantile
+  z = Φ⁻¹(1 − α/(2N)) (α = ``cert_alpha`` = 0.05), so that *all N cells at once* lie within their bounds with
+  probability ≥ 1 − α: "converged" then means every cell's true mass is within tol_rel of ν_i at that confidence.
+  (A per-cell bound, z = 1, cannot pass for large N even at the exact solution: the largest of N standard errors
+  is ≈ Φ⁻¹(1 − 1/(2N)) of them, 3.4 at N = 1437.)
 
 The result of the last check is ``certificate`` (``kind``, ``passed``, ``max_rel``, ``max_rel_upper``, ``tv``,
 ``empty``, ``samples``, ``seed``); ``message`` says in one line what was certified or what error the budget
@@ -199,7 +216,8 @@ def power_topk(x: Tensor, targets: Tensor, h: Tensor, k: int, chunk_targets: int
 
 
 # ---------------------------------------------------------------------------------------------- solver
-METHODS = ("auto", "newton", "adam")
+METHODS = ("auto", "newton", "sampled_newton", "adam")
+CLOUD_CHUNK = 2**16  # points per regenerated chunk of the sampled-Newton cloud
 
 
 class SemiDiscreteOT:
@@ -215,7 +233,8 @@ class SemiDiscreteOT:
         sampler: ``sobol`` (fresh scrambled Sobol batch per iteration), ``random`` (fresh ``torch.rand``) or
             ``fixed`` (the same scrambled Sobol points every iteration: the discrete OT from that cloud, which is
             what the official code effectively solves; for deterministic tests). Used by ``adam``.
-        method: ``auto`` (``newton`` for d ≤ 2 with the uniform source, else ``adam``), ``newton`` or ``adam``.
+        method: ``auto`` (``newton`` for d ≤ 2 with the uniform source, else ``sampled_newton``), ``newton``,
+            ``sampled_newton`` or ``adam``.
         lr: initial Adam learning rate on h (in the units of ⟨x, y⟩).
         betas, eps: Adam constants (bias-corrected).
         n_samples: initial Monte-Carlo size M per iteration (default 16·N, at least 4096).
@@ -225,7 +244,9 @@ class SemiDiscreteOT:
         tol_tv, tol_rel: what ``converged`` certifies: TV ≤ tol_tv and max_i |w_i/ν_i − 1| ≤ tol_rel, no empty cell.
         certificate: ``auto`` (exact where d ≤ 2 with the uniform source, else Monte-Carlo), ``exact`` or
             ``monte_carlo``.
-        cert_z: the Monte-Carlo certificate's margin in standard errors (see the module doc).
+        cert_alpha: the Monte-Carlo certificate's error probability over all cells at once (see the module doc).
+        cert_z: its margin in standard errors; ``None``: the Bonferroni quantile Φ⁻¹(1 − cert_alpha/(2N)).
+        hessian_quantile: ``sampled_newton``: fraction of cloud points (nearest their facet) that estimate H.
         cert_max_samples: cap on the Monte-Carlo certificate's sample size; a certificate that would need more
             cannot pass (raise the cap or tol_rel).
         chunk_targets, chunk_samples: score block size (memory budget = their product × 4 bytes).
@@ -237,8 +258,8 @@ class SemiDiscreteOT:
                  sampler: str = "sobol", method: str = "auto", lr: float = 1e-2,
                  betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, n_samples: Optional[int] = None,
                  max_samples: int = 2**20, patience: int = 30, lr_decay: float = 0.7, tol_tv: float = 1e-2,
-                 tol_rel: float = 0.05, certificate: str = "auto", cert_z: float = 1.0,
-                 cert_max_samples: int = 2**25,
+                 tol_rel: float = 0.05, certificate: str = "auto", cert_z: Optional[float] = None,
+                 cert_alpha: float = 0.05, cert_max_samples: int = 2**25, hessian_quantile: float = 0.1,
                  chunk_targets: int = 2048, chunk_samples: int = 1024, seed: int = 0):
         if targets.ndim != 2 or targets.shape[0] < 1:
             raise ConfigError(f"targets must be an (N, d) tensor with N >= 1, got shape {tuple(targets.shape)}")
@@ -247,12 +268,14 @@ class SemiDiscreteOT:
         if sampler not in ("sobol", "random", "fixed"):
             raise ConfigError(f"unknown sampler {sampler!r}: use sobol, random or fixed")
         if method not in METHODS:
-            raise ConfigError(f"unknown method {method!r}: use auto, newton or adam")
+            raise ConfigError(f"unknown method {method!r}: use auto, newton, sampled_newton or adam")
         if lr <= 0 or not 0 < lr_decay <= 1:
             raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1, got lr={lr}, lr_decay={lr_decay}")
-        if tol_rel is None or not (tol_rel > 0 and tol_tv >= 0 and cert_z >= 0):
-            raise ConfigError(f"need tol_rel > 0, tol_tv >= 0 and cert_z >= 0, got tol_rel={tol_rel}, "
-                              f"tol_tv={tol_tv}, cert_z={cert_z}")
+        if tol_rel is None or not (tol_rel > 0 and tol_tv >= 0 and (cert_z is None or cert_z >= 0)
+                                   and 0 < cert_alpha < 1 and 0 < hessian_quantile <= 1):
+            raise ConfigError(f"need tol_rel > 0, tol_tv >= 0, cert_z >= 0, 0 < cert_alpha < 1 and "
+                              f"0 < hessian_quantile <= 1, got tol_rel={tol_rel}, tol_tv={tol_tv}, cert_z={cert_z}, "
+                              f"cert_alpha={cert_alpha}, hessian_quantile={hessian_quantile}")
         if not bool(torch.isfinite(targets).all()):
             raise ConfigError("targets contain NaN or Inf values: check the codes passed to the OT solver")
         self.targets = targets.float() if not targets.is_floating_point() else targets
@@ -263,8 +286,8 @@ class SemiDiscreteOT:
                               "points with their multiplicities as weights (torch.unique(..., return_counts=True))")
         if method == "newton" and not self.exact:
             raise ConfigError(f"method='newton' needs d <= 2 and the uniform source (got d={self.d}, "
-                              f"source={source!r}): use method='adam'")
-        self.method = ("newton" if self.exact else "adam") if method == "auto" else method
+                              f"source={source!r}): use method='sampled_newton'")
+        self.method = ("newton" if self.exact else "sampled_newton") if method == "auto" else method
         if certificate not in ("auto", "exact", "monte_carlo") or (certificate == "exact" and not self.exact):
             raise ConfigError(f"certificate={certificate!r}: use auto, monte_carlo, or exact (d <= 2, uniform source)")
         self.certificate_kind = ("exact" if self.exact else "monte_carlo") if certificate == "auto" else certificate
@@ -279,7 +302,11 @@ class SemiDiscreteOT:
         self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
         self.max_samples = int(max_samples)
         self.patience, self.lr_decay = int(patience), float(lr_decay)
-        self.tol_tv, self.tol_rel, self.cert_z = float(tol_tv), float(tol_rel), float(cert_z)
+        self.tol_tv, self.tol_rel, self.cert_alpha = float(tol_tv), float(tol_rel), float(cert_alpha)
+        # Bonferroni: P(some cell outside z·se) ≤ N · 2(1 − Φ(z)) = cert_alpha
+        self.cert_z = (float(cert_z) if cert_z is not None else
+                       float(torch.special.ndtri(torch.tensor(1 - cert_alpha / (2 * big_n), dtype=torch.float64))))
+        self.hessian_quantile = float(hessian_quantile)
         self.cert_max_samples = int(cert_max_samples)
         self.chunk_targets, self.chunk_samples = int(chunk_targets), int(chunk_samples)
         self.seed = int(seed)
@@ -299,6 +326,10 @@ class SemiDiscreteOT:
         self.cert_wait = 0  # Adam: iterations before the next certificate may be tried
         self.history: List[Dict[str, float]] = []
         self._diagram = None  # Newton: the exact diagram of the current h (recomputed when h changes)
+        self.level = 0  # sampled Newton: cloud level (size min(M0·4^level, M_F)), Levenberg–Marquardt λ, iterations
+        self.lm = 1.0
+        self.level_iters = 0
+        self.cloud_boost = 0  # sampled Newton: the final cloud doubled this many times after a failed certificate
 
     # ------------------------------------------------------------------ queries
     @property
@@ -356,8 +387,8 @@ class SemiDiscreteOT:
 
     # ------------------------------------------------------------------ the certificate
     def certificate_samples(self) -> int:
-        """M_c = ⌈9 / (tol_rel² · min_i ν_i)⌉: each relative cell mass then has standard error ≤ tol_rel/3."""
-        return int(math.ceil(9.0 / (self.tol_rel ** 2 * float(self.nu.min()))))
+        """M_c = ⌈(3z/tol_rel)² / min_i ν_i⌉: each relative cell mass then has standard error ≤ tol_rel/(3z)."""
+        return int(math.ceil((3.0 * max(self.cert_z, 1.0) / self.tol_rel) ** 2 / float(self.nu.min())))
 
     @torch.no_grad()
     def certify(self) -> Dict[str, object]:
@@ -365,8 +396,8 @@ class SemiDiscreteOT:
 
         Exact (d ≤ 2, uniform source): the clipped power diagram's cell masses. Otherwise Monte-Carlo on
         :meth:`certificate_samples` fresh i.i.d. points (a seed stream the optimiser never draws from); it passes
-        when max_i (|ŵ_i/ν_i − 1| + z·se_i/ν_i) ≤ tol_rel with se_i = sqrt(ν_i(1 − ν_i)/M_c), TV ≤ tol_tv and no cell
-        is empty. Returns (and stores as ``certificate``) kind, passed, max_rel, max_rel_upper, tv, empty, samples,
+        when max_i (|ŵ_i/ν_i − 1| + z·se_i/ν_i) ≤ tol_rel with se_i = sqrt(p_i(1 − p_i)/M_c), p_i = max(ŵ_i, ν_i),
+        z the Bonferroni quantile over the N cells (module doc), TV ≤ tol_tv and no cell is empty. Returns (and stores as ``certificate``) kind, passed, max_rel, max_rel_upper, tv, empty, samples,
         seed, iteration.
         """
         self.cert_attempts += 1
@@ -383,10 +414,11 @@ class SemiDiscreteOT:
             w = self.cell_mass(m, seed=seed, sampler="random").double()
             nu = self.nu.double().to(w.device)
             errs = self.errors(w)
-            se = torch.sqrt(nu * (1 - nu) / m)
+            p = torch.maximum(w, nu)
+            se = torch.sqrt(p * (1 - p) / m)
             upper = float(((w - nu).abs() + self.cert_z * se).div(nu).max())
             cert = {"kind": "monte_carlo", **errs, "max_rel_upper": upper, "samples": m, "seed": seed,
-                    "se_rel": float((se / nu).max()), "capped": capped}
+                    "se_rel": float((se / nu).max()), "z": self.cert_z, "alpha": self.cert_alpha, "capped": capped}
             cert["passed"] = bool(not capped and upper <= self.tol_rel and errs["tv"] <= self.tol_tv
                                   and errs["empty"] == 0)
         cert["iteration"] = self.t
@@ -406,7 +438,9 @@ class SemiDiscreteOT:
         if c["passed"]:
             return f"converged: {errs} (tol_rel {self.tol_rel:g}, tol_tv {self.tol_tv:g})"
         extra = " — the certificate needs more samples than cert_max_samples" if c.get("capped") else ""
-        if self.stalled:
+        if self.stalled and self.method == "sampled_newton":
+            extra += " — solved on clouds up to 4× the certificate's size without passing it (raise tol_rel)"
+        elif self.stalled:
             extra += f" — no Newton step improves it in {str(self.h.dtype).replace('torch.', '')} (pass float64 targets)"
         return (f"not converged after {self.t} iterations: {errs}; asked for tol_rel {self.tol_rel:g}, "
                 f"tol_tv {self.tol_tv:g}{extra}")
@@ -414,7 +448,8 @@ class SemiDiscreteOT:
     # ------------------------------------------------------------------ optimisation
     def step(self) -> Dict[str, float]:
         """One iteration of ``method`` (then the certificate where it may pass); returns the history record."""
-        rec = self._newton_step() if self.method == "newton" else self._adam_step()
+        rec = {"newton": self._newton_step, "sampled_newton": self._sampled_newton_step,
+               "adam": self._adam_step}[self.method]()
         self.history.append(rec)
         return rec
 
@@ -487,6 +522,120 @@ class SemiDiscreteOT:
         return {"iter": self.t, "tv": cert["tv"], "max_rel": cert["max_rel"], "empty": cert["empty"],
                 "l2": cert["l2"], "energy": energy, "alpha": alpha, "n_samples": 0, "lr": 0.0}
 
+    # ------------------------------------------------------------------ sampled Newton (d ≥ 3)
+    def cloud_size(self, level: Optional[int] = None) -> int:
+        """Points of the sampled-Newton cloud at ``level``: min(M0·4^level, M_F), M0 = max(4096, 64·N) and
+        M_F = min(M_c, cert_max_samples) · 2^cloud_boost (the certificate's size, doubled after a failed check)."""
+        level = self.level if level is None else int(level)
+        final = min(self.certificate_samples(), self.cert_max_samples) * 2 ** self.cloud_boost
+        m0 = max(4096, 64 * self.num_targets)
+        return int(min(m0 * 4 ** level, max(final, m0)))
+
+    def _cloud_chunks(self):
+        """The current level's cloud, chunk by chunk (each chunk an independently scrambled Sobol set, regenerated
+        from (seed, level, boost, chunk index): the same points at every pass, never stored whole)."""
+        m = self.cloud_size()
+        for k, s in enumerate(range(0, m, CLOUD_CHUNK)):
+            seed = (self.seed * 1_000_003 + 7_368_787 * (self.level + 1) + 104_729 * k + 15_485_863 * self.cloud_boost)
+            yield sample_source(min(CLOUD_CHUNK, m - s), self.d, self.source, "sobol", seed % (2**62),
+                                self.targets.device, torch.float64)
+
+    def _cloud_pass(self, h: Tensor, hessian: bool):
+        """One pass over the cloud at heights h (float64): cell masses w_i, energy E_M(h) and, with ``hessian``,
+        the pairs (i, j, distance to their facet) of every point's two highest scores."""
+        y = self.targets.double()
+        counts = torch.zeros(self.num_targets, dtype=torch.float64, device=y.device)
+        usum, pairs, m = 0.0, [], 0
+        for x in self._cloud_chunks():
+            m += x.shape[0]
+            if hessian and self.num_targets > 1:
+                v, i = power_topk(x, y, h, 2, self.chunk_targets, self.chunk_samples)
+                u, top = v[:, 0], i[:, 0]
+                dy = (y[i[:, 0]] - y[i[:, 1]]).norm(dim=1).clamp_min(1e-300)
+                pairs.append((i[:, 0], i[:, 1], (v[:, 0] - v[:, 1]) / dy, dy))
+            else:
+                u, top = power_argmax(x, y, h, self.chunk_targets, self.chunk_samples)
+            counts += torch.bincount(top, minlength=self.num_targets).double()
+            usum += float(u.sum())
+        w = counts / m
+        return w, usum / m - float((self.nu.double() * h).sum()), pairs, m
+
+    def _cloud_hessian(self, pairs, m: int):
+        """H_ij ≈ −#{cloud points with top-2 cells {i, j} within distance τ of their facet} / (2τ·M·|y_i − y_j|),
+        H_ii = −Σ_{j≠i} H_ij (the KMT Hessian |facet_ij|/|y_i − y_j|, estimated on the cloud), as scipy CSR."""
+        import numpy as np
+        import scipy.sparse as sp
+
+        dist = torch.cat([p[2] for p in pairs])
+        probe = dist[:: max(1, dist.numel() // 200_000)]
+        tau = max(float(torch.quantile(probe, self.hessian_quantile)), 1e-300)
+        rows, cols, vals = [], [], []
+        for a, b, dd, dy in pairs:
+            sel = dd <= tau
+            rows.append(a[sel]), cols.append(b[sel]), vals.append(1.0 / (2 * tau * m * dy[sel]))
+        n = self.num_targets
+        c = sp.coo_matrix((torch.cat(vals).cpu().numpy(), (torch.cat(rows).cpu().numpy(),
+                                                           torch.cat(cols).cpu().numpy())), shape=(n, n)).tocsr()
+        c = c + c.T
+        diag = np.asarray(c.sum(1)).ravel()
+        return sp.diags(diag) - c, diag
+
+    @torch.no_grad()
+    def _sampled_newton_step(self) -> Dict[str, float]:
+        """One Levenberg–Marquardt-damped Newton step on the cloud's energy E_M (module doc); moves to the next
+        cloud level when this one is solved to its own resolution, and tries the certificate on the final one."""
+        import numpy as np
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+
+        if self.t == 0 and self.level == 0 and not bool(self.h.any()):
+            self._newton_init()
+        h = self.h.detach().double()
+        w, energy, pairs, m = self._cloud_pass(h, hessian=True)
+        nu = self.nu.double().to(w.device)
+        errs = self.errors(w)
+        final = m >= self.cloud_size(level=self.level + 1)
+        # a level is solved when its masses are within its own resolution (a few points per cell), the final one
+        # when they are within tol_rel/8 (its sampling error is then that of the certificate: module doc)
+        target = self.tol_rel / 8 if final else max(self.tol_rel / 8, 4.0 / math.sqrt(float(nu.min()) * m))
+        self.t += 1
+        self.level_iters += 1
+        rec = {"iter": self.t, **errs, "energy": energy, "n_samples": m, "lr": 0.0, "lm": self.lm}
+        if errs["max_rel"] <= target and errs["empty"] == 0 or self.level_iters > 50:
+            if final:
+                self.certify()
+                if not self.converged and self.cloud_boost < 2:
+                    self.cloud_boost += 1  # the cloud's own sampling error was too large: a bigger final cloud
+                    self.level_iters = 0
+                elif not self.converged:
+                    self.stalled = True
+            else:
+                self.level += 1
+                self.level_iters = 0
+            return rec
+        g = (w - nu).cpu().numpy()
+        hess, diag = self._cloud_hessian(pairs, m) if pairs else (sp.csr_matrix((1, 1)), np.ones(1))
+        pos = diag > 0
+        floor = float(np.median(diag[pos])) if pos.any() else 1.0
+        damp = np.where(pos, np.maximum(diag, 1e-3 * floor), floor)
+        while self.lm <= 1e10:
+            a = (hess + sp.diags(self.lm * damp)).tocsc()
+            delta = spla.spsolve(a, -g) if self.num_targets <= 5000 else spla.cg(
+                a, -g, rtol=1e-8, maxiter=1000, M=sp.diags(1.0 / a.diagonal()))[0]
+            delta = torch.from_numpy(delta - delta.mean()).to(h)
+            slope = float((w - nu) @ delta)
+            _, e_new, _, _ = self._cloud_pass(h + delta, hessian=False)
+            if slope < 0 and e_new <= energy + 1e-4 * slope:  # Armijo on the convex E_M
+                self.h.copy_((h + delta).to(self.h))
+                self.lm = max(self.lm / 4, 1e-8)
+                break
+            self.lm *= 4
+        else:
+            # no step decreases E_M in float64: this cloud is solved as far as it can be
+            self.lm = 1.0
+            self.level_iters = 10**9
+        return rec
+
     def _exact_energy(self) -> float:
         """E(h) = Σ_i ∫_{W_i} (⟨x, y_i⟩ + h_i) dx − Σ_i ν_i h_i from the cells' masses and first moments."""
         pd = self._exact_diagram()
@@ -551,6 +700,8 @@ class SemiDiscreteOT:
         reached."""
         t0 = time.perf_counter()
         for _ in range(int(max_iters)):
+            if self.converged or self.stalled:  # e.g. resumed from a finished solve
+                break
             rec = self.step()
             if callback is not None:
                 callback(rec)
@@ -568,7 +719,7 @@ class SemiDiscreteOT:
 
     # ------------------------------------------------------------------ checkpointing
     _STATE_SCALARS = ("t", "lr", "n_samples", "best_tv", "since_best", "converged", "stalled", "cert_attempts",
-                      "cert_wait", "certificate")
+                      "cert_wait", "certificate", "level", "lm", "level_iters", "cloud_boost")
 
     def state_dict(self) -> Dict[str, object]:
         """h, the Adam moments, the schedule state and the certificate (resume with :meth:`load_state_dict`)."""
