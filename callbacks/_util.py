@@ -191,13 +191,41 @@ def check_eval_options(group: str, every_n_gen_steps: int, **counts: int) -> Non
             raise ConfigError(f"{group}.{name} must be >= 1, got {value}: set --{group}.{name}")
 
 
+SCHEDULES = ("linear", "log2")
+
+
+def check_schedule(group: str, schedule: str) -> str:
+    """The evaluation schedule's name, or a one-line error."""
+    from zoo.errors import ConfigError
+
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"{group}: unknown schedule {schedule!r}: use linear (every every_n_gen_steps) or log2 "
+                          "(at every_n_gen_steps·2^k)")
+    return schedule
+
+
+def scheduled_steps(every_n_gen_steps: int, schedule: str, last: int) -> int:
+    """The first scheduled generator step after ``last``: n·(⌊max(last, 0)/n⌋ + 1) for ``linear`` (n =
+    ``every_n_gen_steps``), the smallest n·2^k > last (k ≥ 0) for ``log2`` — e.g. n = 250: 250, 500, 1000, 2000, …"""
+    n = int(every_n_gen_steps)
+    if schedule == "log2":
+        step = n
+        while step <= last:
+            step *= 2
+        return step
+    return (max(last, 0) // n + 1) * n
+
+
 class EveryNGenSteps:
     """Mixin for evaluation callbacks: call ``self._run(trainer, pl_module)`` at the end of each training step that
-    reaches or passes a multiple of ``every_n_gen_steps`` (exactly at the multiple when a step trains one batch;
-    at the step boundary after it when the datamodule groups batches), and once at the end of training unless
-    the last step was just evaluated. The step when it last fired is saved in the checkpoint."""
+    reaches or passes a scheduled generator step (:func:`scheduled_steps`: every multiple of ``every_n_gen_steps``,
+    or with ``schedule = "log2"`` the log-spaced steps n·2^k of an anytime curve; exactly at the step when a
+    training step trains one batch, at the step boundary after it when the datamodule groups batches), and once at
+    the end of training unless the last step was just evaluated. The step when it last fired is saved in the
+    checkpoint."""
 
     every_n_gen_steps: int
+    schedule: str = "linear"
     _last: int = -1
 
     def _run(self, trainer, pl_module) -> None:  # pragma: no cover - abstract
@@ -214,8 +242,8 @@ class EveryNGenSteps:
     def due(self, pl_module, trainer) -> bool:
         if not self.every_n_gen_steps or self.every_n_gen_steps <= 0:
             return False
-        step, n = gen_step_of(pl_module, trainer), self.every_n_gen_steps
-        return step > 0 and step // n > max(self._last, 0) // n
+        step = gen_step_of(pl_module, trainer)
+        return step > 0 and step >= scheduled_steps(self.every_n_gen_steps, self.schedule, self._last)
 
     def mark(self, pl_module, trainer) -> None:
         self._last = gen_step_of(pl_module, trainer)

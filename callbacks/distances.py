@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
+from callbacks._util import check_schedule, EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
 
 
 def _flat64(x) -> np.ndarray:
@@ -69,6 +69,8 @@ class SampleDistances(EveryNGenSteps, pl.Callback):
 
     Args:
         every_n_gen_steps: cadence in generator steps (0: only at the end).
+        schedule: ``linear`` (every ``every_n_gen_steps``) or ``log2`` (at every_n_gen_steps·2^k, k = 0, 1, …:
+            the anytime curve of :class:`callbacks._util.EveryNGenSteps`).
         n_samples: points on each side (1,000: ``ot.emd2`` in about a second).
         reference_split: ``val`` (held-out, default) or ``train``.
         max_dim: largest data dimension measured.
@@ -76,13 +78,14 @@ class SampleDistances(EveryNGenSteps, pl.Callback):
     """
 
     def __init__(self, every_n_gen_steps: int = 1000, n_samples: int = 1000, reference_split: str = "val",
-                 max_dim: int = 64, seed: int = 0):
+                 max_dim: int = 64, seed: int = 0, schedule: str = "linear"):
         check_eval_options("distances", every_n_gen_steps, n_samples=n_samples, max_dim=max_dim)
         if reference_split not in ("val", "train"):
             from zoo.errors import ConfigError
 
             raise ConfigError(f"reference_split must be 'val' or 'train', got {reference_split!r}")
         self.every_n_gen_steps = int(every_n_gen_steps)
+        self.schedule = check_schedule(type(self).__name__, schedule)
         self.n_samples, self.reference_split = int(n_samples), reference_split
         self.max_dim, self.seed = int(max_dim), int(seed)
         self._last = -1

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
+from callbacks._util import check_schedule, EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
 
 ASSETS = Path(__file__).parent / "assets"
 DIGITS_WEIGHTS = ASSETS / "digits_cnn.pt"
@@ -304,6 +304,8 @@ class FID(EveryNGenSteps, pl.Callback):
 
     Args:
         every_n_gen_steps: cadence in generator steps (0: only at the end of training).
+        schedule: ``linear`` (every ``every_n_gen_steps``) or ``log2`` (at every_n_gen_steps·2^k, k = 0, 1, …:
+            the anytime curve of :class:`callbacks._util.EveryNGenSteps`).
         extractor: ``"auto"`` (``digits`` for Digits/StackedDigits, else ``inception``), ``"digits"``,
             ``"inception"``, or an ``nn.Module`` mapping [-1, 1] images to ``(N, F)``.
         n_real: real reference images (capped by the split's size; the number used is recorded).
@@ -317,7 +319,7 @@ class FID(EveryNGenSteps, pl.Callback):
 
     def __init__(self, every_n_gen_steps: int = 1000, extractor: Union[str, nn.Module] = "auto",
                  n_real: int = 10_000, n_fake: int = 5_000, reference_split: str = "val",
-                 weights_path: Optional[str] = None, download: bool = True, batch_size: int = 500, seed: int = 0):
+                 weights_path: Optional[str] = None, download: bool = True, batch_size: int = 500, seed: int = 0, schedule: str = "linear"):
         from zoo.errors import ConfigError
 
         if isinstance(extractor, str) and extractor not in ("auto", "digits", "inception"):
@@ -328,6 +330,7 @@ class FID(EveryNGenSteps, pl.Callback):
             raise ConfigError(f"fid.n_real and fid.n_fake must be at least 2, got {n_real} and {n_fake}")
         check_eval_options("fid", every_n_gen_steps, batch_size=batch_size)
         self.every_n_gen_steps = int(every_n_gen_steps)
+        self.schedule = check_schedule(type(self).__name__, schedule)
         self.extractor = extractor
         self.n_real, self.n_fake = int(n_real), int(n_fake)
         self.reference_split = reference_split

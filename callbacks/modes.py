@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, can_sample, check_eval_options, eval_samples, log_eval
+from callbacks._util import check_schedule, EveryNGenSteps, can_sample, check_eval_options, eval_samples, log_eval
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float, threshold: float = 3.0) -> Dict[str, float]:
@@ -59,6 +59,8 @@ class ModeCoverage(EveryNGenSteps, pl.Callback):
 
     Args:
         every_n_gen_steps: cadence in generator steps (0: only at the end of training).
+        schedule: ``linear`` (every ``every_n_gen_steps``) or ``log2`` (at every_n_gen_steps·2^k, k = 0, 1, …:
+            the anytime curve of :class:`callbacks._util.EveryNGenSteps`).
         n_samples: generated samples per evaluation (2,500 in the VEEGAN/PacGAN protocol).
         threshold: HQ radius in standard deviations (3).
         support_tolerance: distance beyond which a sample counts as off-support.
@@ -66,13 +68,14 @@ class ModeCoverage(EveryNGenSteps, pl.Callback):
     """
 
     def __init__(self, every_n_gen_steps: int = 500, n_samples: int = 2500, threshold: float = 3.0,
-                 support_tolerance: float = 0.05, seed: int = 0):
+                 support_tolerance: float = 0.05, seed: int = 0, schedule: str = "linear"):
         check_eval_options("mode_coverage", every_n_gen_steps, n_samples=n_samples)
         if not float(threshold) > 0:
             from zoo.errors import ConfigError
 
             raise ConfigError(f"mode_coverage.threshold must be > 0 standard deviations, got {threshold}")
         self.every_n_gen_steps = int(every_n_gen_steps)
+        self.schedule = check_schedule(type(self).__name__, schedule)
         self.n_samples = int(n_samples)
         self.threshold = float(threshold)
         self.support_tolerance = float(support_tolerance)

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, data_shape_of, atomic_write_bytes, eval_samples, gen_step_of, run_dir
+from callbacks._util import check_schedule, EveryNGenSteps, check_eval_options, can_sample, data_shape_of, atomic_write_bytes, eval_samples, gen_step_of, run_dir
 
 
 def scatter_png(samples: Tensor, real: Optional[Tensor] = None, modes: Optional[Tensor] = None,
@@ -67,14 +67,17 @@ class SamplePlot(EveryNGenSteps, pl.Callback):
 
     Args:
         every_n_gen_steps: cadence in generator steps (0: only the final plot).
+        schedule: ``linear`` (every ``every_n_gen_steps``) or ``log2`` (at every_n_gen_steps·2^k, k = 0, 1, …:
+            the anytime curve of :class:`callbacks._util.EveryNGenSteps`).
         n_samples: points in a scatter plot.
         n_images: images in a grid.
         seed: seed of the plotted samples.
     """
 
-    def __init__(self, every_n_gen_steps: int = 1000, n_samples: int = 2500, n_images: int = 64, seed: int = 0):
+    def __init__(self, every_n_gen_steps: int = 1000, n_samples: int = 2500, n_images: int = 64, seed: int = 0, schedule: str = "linear"):
         check_eval_options("sample_plot", every_n_gen_steps, n_samples=n_samples, n_images=n_images)
         self.every_n_gen_steps = int(every_n_gen_steps)
+        self.schedule = check_schedule(type(self).__name__, schedule)
         self.n_samples, self.n_images, self.seed = int(n_samples), int(n_images), int(seed)
         self._last = -1
         self.last_path: Optional[Path] = None

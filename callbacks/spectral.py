@@ -31,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from callbacks._util import EveryNGenSteps, check_eval_options, atomic_write_bytes, gen_step_of, log_eval, run_dir
+from callbacks._util import check_schedule, EveryNGenSteps, check_eval_options, atomic_write_bytes, gen_step_of, log_eval, run_dir
 
 __all__ = ["weight_matrix", "matrix_to_weight", "module_weight", "normalized_spectrum", "spectral_stats", "is_transposed",
            "discriminator_of", "monitored_layers", "layer_spectrum", "spectrum_png", "SpectralMonitor"]
@@ -218,6 +218,8 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
 
     Args:
         every_n_gen_steps: cadence (SR-GAN monitors every 1000 iterations).
+        schedule: ``linear`` (every ``every_n_gen_steps``) or ``log2`` (at every_n_gen_steps·2^k, k = 0, 1, …:
+            the anytime curve of :class:`callbacks._util.EveryNGenSteps`).
         threshold: level of the normalised spectrum counted by ``frac_above`` (0.5, SR-GAN).
         collapse_drop: relative drop of ``frac_above`` below its running maximum that raises the flag.
         layers: regex selecting layer names (default: every linear / conv layer).
@@ -227,7 +229,7 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
     """
 
     def __init__(self, every_n_gen_steps: int = 1000, threshold: float = 0.5, collapse_drop: float = 0.5,
-                 layers: Optional[str] = None, plots: str = "end", flag_window: Optional[int] = None):
+                 layers: Optional[str] = None, plots: str = "end", flag_window: Optional[int] = None, schedule: str = "linear"):
         from zoo.errors import ConfigError
 
         check_eval_options("spectral", every_n_gen_steps)
@@ -238,6 +240,7 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
         if plots not in ("end", "every", "none"):
             raise ConfigError(f"plots must be 'end', 'every' or 'none', got {plots!r}")
         self.every_n_gen_steps = int(every_n_gen_steps)
+        self.schedule = check_schedule(type(self).__name__, schedule)
         self.threshold, self.collapse_drop = float(threshold), float(collapse_drop)
         if flag_window is not None and int(flag_window) <= 0:
             raise ConfigError(f"spectral.flag_window must be a positive number of generator steps (or null for the "

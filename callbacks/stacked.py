@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from callbacks._util import EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
+from callbacks._util import check_schedule, EveryNGenSteps, check_eval_options, can_sample, eval_samples, gen_step_of, log_eval
 from callbacks.fid import load_digits_classifier, to_digit_input
 
 NUM_MODES = 1000
@@ -74,6 +74,8 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
         every_n_gen_steps: cadence in generator steps (0: only at the end). 26,000 samples cost about as
             much as 200 DCGAN generator steps on one CPU core (mostly the 78,000 digit classifications), so the
             default cadence is 5,000 (≈ 4 % overhead, docs/EVALUATION.md).
+        schedule: ``linear`` (every ``every_n_gen_steps``) or ``log2`` (at every_n_gen_steps·2^k, k = 0, 1, …:
+            the anytime curve of :class:`callbacks._util.EveryNGenSteps`).
         n_samples: generated samples per evaluation (26,000: VEEGAN / PacGAN protocol).
         batch_size: samples generated and classified per chunk.
         weights_path: another classifier file (default: the shipped ``digits_cnn.pt``).
@@ -81,9 +83,10 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
     """
 
     def __init__(self, every_n_gen_steps: int = 5000, n_samples: int = 26_000, batch_size: int = 2000,
-                 weights_path: Optional[str] = None, seed: int = 0):
+                 weights_path: Optional[str] = None, seed: int = 0, schedule: str = "linear"):
         check_eval_options("stacked_modes", every_n_gen_steps, n_samples=n_samples, batch_size=batch_size)
         self.every_n_gen_steps = int(every_n_gen_steps)
+        self.schedule = check_schedule(type(self).__name__, schedule)
         self.n_samples, self.batch_size = int(n_samples), max(1, int(batch_size))
         self.weights_path, self.seed = weights_path, int(seed)
         self._last = -1
