@@ -1,10 +1,13 @@
 """Reproduction report (issue #10): run the mode-collapse grid and regenerate ``docs/REPRODUCTION.md``.
 
-    OMP_NUM_THREADS=1 python experiments/reproduction.py run   [--data ring8 grid25 stacked_digits] [--seeds 0 1 2]
+    OMP_NUM_THREADS=1 python experiments/reproduction.py run   [--data ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2]
+    OMP_NUM_THREADS=1 python experiments/reproduction.py run-short [--data ring8 grid25 stacked_digits] [--seeds 0 1 2]
                                                                [--budget ring8=1000steps ...] [--out runs/reproduction]
     python experiments/reproduction.py write [--runs runs/reproduction] [--out docs/REPRODUCTION.md]
 
-``run`` trains every method (``vanilla wgan_gp sngan srgan icnn_w2 dual_flow aeot``) on every dataset for every
+``run`` trains the convergence grid of issue 18 (``convergence_grid.py``: every method to the plateau with
+log-spaced evaluations, one committed record per finished run, runs with a record skipped). ``run-short``
+trains every method (``vanilla wgan_gp sngan srgan icnn_w2 dual_flow aeot``) on every dataset for every
 seed with :func:`zoo.compare.run_grid` (one grid folder per dataset, ``<out>/<data>``, since each dataset has its
 own generator-step budget; resumable: finished runs are skipped). Every run is an ordinary ``train.py`` run with
 the default evaluation callbacks: ``ModeCoverage`` on ring8/grid25 (2,500 samples, HQ = within 3 std, reverse
@@ -56,7 +59,17 @@ def run(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], b
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python experiments/reproduction.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train the grid (resumable)")
+    import convergence_grid as cg
+
+    c = sub.add_parser("run", help="the convergence grid (issue 18): every run without a record, to the plateau, "
+                                   "log-spaced evaluations; each finished run writes its record")
+    c.add_argument("--data", nargs="+", default=cg.DATASETS, choices=cg.DATASETS)
+    c.add_argument("--methods", nargs="+", default=cg.METHODS, choices=cg.METHODS)
+    c.add_argument("--seeds", nargs="+", type=int, default=cg.SEEDS)
+    c.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
+    c.add_argument("--runs", default=str(cg.RUNS), help="run folders (git-ignored; a killed run resumes there)")
+    c.add_argument("--records", default=str(cg.RECORDS), help="where the records go (committed)")
+    r = sub.add_parser("run-short", help="the 2,000-step grid of issue 10 behind sections 1-3 (resumable)")
     r.add_argument("--data", nargs="+", default=DATASETS, choices=DATASETS)
     r.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     r.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
@@ -74,6 +87,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"(default {rel(RECORD)}; 'none' to skip)")
     a = p.parse_args(argv)
     if a.cmd == "run":
+        cg.run(a.data, a.methods, a.seeds, a.jobs, Path(a.runs), Path(a.records))
+        return 0
+    if a.cmd == "run-short":
         budgets = dict(BUDGETS)
         for item in a.budget:
             k, _, v = item.partition("=")

@@ -62,7 +62,7 @@ DOC = ROOT / "docs" / "REPRODUCTION.md"
 #: the grid's runs as read by the last ``write`` (committed: the run folders are git-ignored and may be gone)
 RECORD = ROOT / "docs" / "results" / "reproduction" / "grid.json"
 REGEN = "python experiments/reproduction.py write"
-RUN_CMD = "OMP_NUM_THREADS=1 python experiments/reproduction.py run"
+RUN_CMD = "OMP_NUM_THREADS=1 python experiments/reproduction.py run-short"
 
 
 def rel(path: Path) -> str:

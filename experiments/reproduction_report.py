@@ -988,6 +988,17 @@ def verdict_table(verdicts: Sequence[Tuple[str, Verdict]]) -> List[str]:
     return L + [""]
 
 
+def convergence_section(ctx: Ctx) -> List[str]:
+    """The convergence grid (issue 18) from its committed records under ``<docs>/results/reproduction/runs``."""
+    from convergence_grid import load_records, section
+
+    recs = load_records(ctx.docs / "results" / "reproduction" / "runs")
+    if not recs:
+        return ["## Convergence grid (issue 18)", "", "No records yet: `OMP_NUM_THREADS=1 python "
+                "experiments/reproduction.py run` trains the grid and records each run.", ""]
+    return section(recs, fig_dir=ctx.out.parent / "results" / "reproduction", report=ctx.out)
+
+
 def build(ctx: Ctx, date: Optional[str] = None) -> str:
     date = date or _dt.date.today().isoformat()
     L = ["# Reproduction report", "",
@@ -996,6 +1007,7 @@ def build(ctx: Ctx, date: Optional[str] = None) -> str:
          "numbers) from the tables held in `experiments/reproduction.py`, each with its source and the confidence "
          "label of `shared/reference/`.", ""]
     L += environment(ctx)
+    L += convergence_section(ctx)
     L += mode_table_section(ctx) + [""]
     body, verdicts = [], []
     for fn in SECTIONS:

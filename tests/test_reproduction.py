@@ -159,3 +159,62 @@ def test_compare_config_paths_override_only_the_named_runs(tmp_path):
 def test_reproduction_configs_exist(repro):
     for path in repro.CONFIG_PATHS.values():
         assert (ROOT / path).is_file(), path
+
+
+# ------------------------------------------------------------------ the convergence grid (issue 18): records only
+def _record(root: Path, method: str, data: str, seed: int, modes: list, hq: list) -> None:
+    steps = [250 * 2**k for k in range(len(modes))]
+    curve = [{"gen_step": s, "wall_s": s / 100, "cpu_s": s / 110, "eval/modes": m, "eval/hq": h, "eval/kl": 0.1}
+             for s, m, h in zip(steps, modes, hq)]
+    p = root / "results" / "reproduction" / "runs" / data / f"{method}-s{seed}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"method": method, "data": data, "seed": seed, "cap": steps[-1], "status": "complete",
+                             "wall_s": steps[-1] / 100, "curve": curve}))
+
+
+def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
+    docs = tmp_path / "docs"
+    for seed in range(3):  # VanillaGAN: flat between the last two evaluations; WGAN-GP: still rising
+        _record(docs, "vanilla", "ring8", seed, [2, 5, 8, 8], [0.1, 0.5, 0.80, 0.82 + 0.01 * seed])
+        _record(docs, "wgan_gp", "ring8", seed, [1, 2, 4, 7], [0.0, 0.1, 0.3, 0.6])
+    out = docs / "REPRODUCTION.md"
+    text = repro.write(tmp_path / "no_runs", out, docs=docs, date="2000-01-02", record=None)
+    assert "Records so far: 6 of 70" in text
+    van = next(ln for ln in text.splitlines() if ln.startswith("| VanillaGAN | 0,1,2 |"))
+    # medians at the cap: modes 8 (8–8), HQ 83 % (82–84 %); plateau: modes +0, HQ +3 pts
+    assert "| 8 (8–8) | 83.0 % (82.0 %–84.0 %) |" in van and "| yes |" in van
+    wg = next(ln for ln in text.splitlines() if ln.startswith("| WGAN-GP | 0,1,2 |"))
+    assert "no: still moving (modes +3.0, HQ 30.0 pts)" in wg
+    assert (docs / "results" / "reproduction" / "convergence_ring8.png").stat().st_size > 10_000
+    assert "](results/reproduction/convergence_ring8.png)" in text
+
+
+def test_convergence_run_skips_every_run_with_a_record(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import convergence_grid as cg
+
+    records = tmp_path / "records"
+    for m in ("vanilla", "sngan"):
+        p = cg.record_path("ring8", m, 0, records)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("{}")
+    ran = []
+    monkeypatch.setattr(cg, "run_one", lambda *a, **k: ran.append(a))
+    cg.run(["ring8"], ["vanilla", "sngan", "srgan"], [0, 1], jobs=1, runs=tmp_path / "runs", records=records)
+    assert sorted(ran) == [("sngan", "ring8", 1), ("srgan", "ring8", 0), ("srgan", "ring8", 1),
+                           ("vanilla", "ring8", 1)]
+
+
+def test_convergence_curve_merges_the_evaluation_rows_of_metrics_csv(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import convergence_grid as cg
+
+    (tmp_path / "metrics.csv").write_text(
+        "step,loss/d,eval/modes,eval/hq,eval/w2,trainer/gen_step,time/wall_s,time/cpu_s\n"
+        "3,0.5,,,,30,,\n"
+        "25,,7,0.5,,250,2.5,2.0\n"
+        "25,,,,0.3,250,2.6,2.1\n"
+        "50,,8,0.75,0.2,500,5.0,4.0\n")
+    assert cg.read_curve(tmp_path) == [
+        {"gen_step": 250, "eval/modes": 7.0, "eval/hq": 0.5, "eval/w2": 0.3, "wall_s": 2.6, "cpu_s": 2.1},
+        {"gen_step": 500, "eval/modes": 8.0, "eval/hq": 0.75, "eval/w2": 0.2, "wall_s": 5.0, "cpu_s": 4.0}]
