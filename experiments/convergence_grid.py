@@ -191,7 +191,7 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
     if not rs:
         return None
     cap = rs[0]["cap"]
-    ends = [at_step(r, cap) or r["curve"][-1] for r in rs]
+    ends = [r["curve"][-1] for r in rs]  # the final evaluation (AE-OT's is after its OT solve, at cap + 1)
     halves = [at_step(r, cap // 2) for r in rs]
     out = {"method": method, "data": data, "seeds": sorted(r["seed"] for r in rs), "cap": cap,
            "wall_s": statistics.median(r["wall_s"] for r in rs)}
