@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-METHODS = ["vanilla", "wgan_gp", "sngan", "srgan", "icnn_w2", "dual_flow", "aeot"]
-LABELS = {"vanilla": "VanillaGAN", "wgan_gp": "WGAN-GP", "sngan": "SN-GAN", "srgan": "SR-GAN",
-          "icnn_w2": "ICNN W2-GAN", "dual_flow": "DualFlowGAN", "aeot": "AE-OT"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduction_grid import LABELS, METHODS, git_commit  # noqa: E402  (the grid's methods, one definition)
+
 COLORS = {"vanilla": "tab:gray", "wgan_gp": "tab:orange", "sngan": "tab:red", "srgan": "tab:blue",
           "icnn_w2": "tab:purple", "dual_flow": "tab:green", "aeot": "tab:brown"}
 DATASETS = ["ring8", "grid25"]
@@ -71,14 +71,6 @@ def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> P
 def _rel(path: str) -> str:
     p = Path(path)
     return str(p.relative_to(ROOT)) if p.is_absolute() and p.is_relative_to(ROOT) else str(path)
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def command(method: str, data: str, seed: int, out_dir: Path = RUNS, cap: Optional[int] = None,
@@ -142,7 +134,7 @@ def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path 
     cfg = args[args.index("--config") + 1] if "--config" in args else None
     rec = {"method": method, "data": data, "seed": seed,
            "config": _rel(cfg) if cfg else None,
-           "commit": _commit(), "status": res.get("status"), "cap": int(cap or CAPS[data]), "every": EVERY,
+           "commit": git_commit(), "status": res.get("status"), "cap": int(cap or CAPS[data]), "every": EVERY,
            "schedule": "log2", "gen_step": (res.get("steps") or {}).get("gen_step"),
            "wall_s": res.get("wall_time_s"), "cpu_s": res.get("cpu_time_s"), "process_wall_s": round(time.time() - t0, 1),
            "command": "python train.py " + " ".join("<runs>" if a == str(runs) else

@@ -65,6 +65,17 @@ REGEN = "python experiments/reproduction.py write"
 RUN_CMD = "OMP_NUM_THREADS=1 python experiments/reproduction.py run-short"
 
 
+def git_commit() -> str:
+    """The checkout's short commit id ("unknown" outside a git checkout)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(ROOT))

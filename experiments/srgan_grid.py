@@ -85,11 +85,10 @@ def record_path(data: str, arm: str, seed: int, tag: str = "") -> Path:
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reproduction_grid import git_commit
+
+    return git_commit()
 
 
 def command(data: str, arm: str, seed: int, args) -> List[str]:
