@@ -177,3 +177,31 @@ def test_fake_api_key_is_never_written(offline_run):
     assert any(p.suffix == ".wandb" for p in files) and any(p.name == "results.json" for p in files)
     leaks = [str(p) for p in files if FAKE_KEY.encode() in p.read_bytes()]
     assert not leaks, f"the API key was written to {leaks}"
+
+
+def test_leaderboard_logs_median_curves_as_line_plots_offline(tmp_path, monkeypatch):
+    """``zoo.leaderboard --curves DIR --log_wandb P``: the median over seeds at the steps every seed evaluated
+    (hand-computed), logged through the real SDK in offline mode."""
+    from zoo import leaderboard
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    recs = tmp_path / "records" / "ring8"
+    recs.mkdir(parents=True)
+    for seed, modes in enumerate([[2, 6, 8], [4, 7, 8], [3, 5, 6]]):
+        curve = [{"gen_step": s, "wall_s": s / 10 + seed, "eval/modes": m} for s, m in zip((250, 500, 1000), modes)]
+        if seed == 2:
+            curve.append({"gen_step": 2000, "wall_s": 300.0, "eval/modes": 8})  # only one seed: not in the median
+        (recs / f"vanilla-s{seed}.json").write_text(json.dumps({"method": "vanilla", "data": "ring8", "seed": seed,
+                                                                "curve": curve}))
+    curves = leaderboard.load_curves(tmp_path / "records")
+    assert leaderboard.median_curves(curves[("ring8", "vanilla")], "eval/modes") == (
+        [250, 500, 1000], [3.0, 6.0, 8.0], [26.0, 51.0, 101.0])
+    msg = leaderboard.main(["--curves", str(tmp_path / "records"), "--log_wandb", "zoo-test"])
+    assert "2 line plots" in msg  # modes vs steps and vs seconds
+    files = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    logged = b"".join(r.SerializeToString() for r in read_wandb_records(files[0]))
+    assert b"curves/ring8/modes_vs_steps" in logged and b"curves/ring8/modes_vs_seconds" in logged

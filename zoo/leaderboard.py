@@ -24,6 +24,14 @@ Sources, both reduced to :class:`Record` before the table is built:
 
 Outputs: Markdown (printed and written to ``<out>.md``), CSV (``<out>.csv``, raw values, HQ as a fraction) and a
 bar chart (``<out>.png``, one panel per dataset, error bars = std).
+
+**Curves.** ``--curves DIR`` reads anytime-curve records (``DIR/<data>/<method>-s<seed>.json`` with a ``curve`` of
+evaluation rows ``{gen_step, wall_s, eval/modes, …}``, as ``experiments/reproduction.py run`` commits them under
+``docs/results/reproduction/runs``, or any plug-in's records in that format) and ``--log_wandb PROJECT`` logs, per
+dataset and metric, the median over seeds against generator steps and against wall-clock seconds as W&B line
+plots (``wandb.plot.line_series``; one run named ``leaderboard-curves``; ``WANDB_MODE=offline`` works without a
+server). :func:`median_curves` is the reduction: at each generator step evaluated by every seed of a method, the
+median value and the median wall-clock seconds.
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ from zoo.errors import ConfigError
 
 __all__ = [
     "METRICS", "Record", "Row", "records_from_results", "records_from_runs", "load_local", "load_wandb",
-    "aggregate", "sort_rows", "to_markdown", "to_csv", "plot_png", "build", "main",
+    "aggregate", "sort_rows", "to_markdown", "to_csv", "plot_png", "build", "load_curves", "median_curves",
+    "log_curves_wandb", "main",
 ]
 
 
@@ -408,6 +417,64 @@ def build(records: Sequence[Record], metric: str = "modes", out: Optional[Path] 
     return md
 
 
+# ---------------------------------------------------------------------------------------------- curves
+CURVE_METRICS = ("eval/modes", "eval/hq", "eval/kl", "eval/w2", "eval/fid")
+
+
+def load_curves(folder: Path) -> Dict[Tuple[str, str], List[List[dict]]]:
+    """``{(data, method): [curve of each seed]}`` from the records ``folder/<data>/<method>-s<seed>.json``."""
+    out: Dict[Tuple[str, str], List[List[dict]]] = {}
+    for p in sorted(Path(folder).glob("*/*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            print(f"[zoo] leaderboard: unreadable curve record {p}: skipped", file=sys.stderr)
+            continue
+        if isinstance(rec, dict) and rec.get("curve") and rec.get("method") and rec.get("data"):
+            out.setdefault((str(rec["data"]), str(rec["method"])), []).append(list(rec["curve"]))
+    return out
+
+
+def median_curves(curves: Sequence[Sequence[dict]], key: str) -> Tuple[List[int], List[float], List[float]]:
+    """(steps, median of ``key``, median wall-clock seconds) over the seeds' curves, at every generator step that
+    all of them evaluated and that reports ``key``."""
+    import statistics
+
+    by_seed = [{int(r["gen_step"]): r for r in c if r.get(key) is not None} for c in curves]
+    steps = sorted(set.intersection(*[set(b) for b in by_seed])) if by_seed else []
+    med = [statistics.median(float(b[s][key]) for b in by_seed) for s in steps]
+    wall = [statistics.median(float(b[s].get("wall_s", math.nan)) for b in by_seed) for s in steps]
+    return steps, med, wall
+
+
+def log_curves_wandb(curves: Mapping[Tuple[str, str], List[List[dict]]], project: str, *,
+                     name: str = "leaderboard-curves", wandb_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Log one W&B line plot per (dataset, metric, x axis) of the median curves; returns the plots by key."""
+    import wandb
+
+    run = wandb.init(project=project, name=name, dir=wandb_dir, job_type="leaderboard",
+                     config={"series": sorted(f"{d}/{m} ({len(c)} seeds)" for (d, m), c in curves.items())})
+    plots: Dict[str, Any] = {}
+    try:
+        for data in sorted({d for d, _ in curves}):
+            methods = sorted(m for d, m in curves if d == data)
+            for key in CURVE_METRICS:
+                series = [(m, *median_curves(curves[(data, m)], key)) for m in methods]
+                series = [t for t in series if t[1]]
+                if not series:
+                    continue
+                short = key.split("/", 1)[1]
+                for xname, xi in (("generator steps", 1), ("wall-clock seconds", 3)):
+                    tag = f"curves/{data}/{short}_vs_{'steps' if xi == 1 else 'seconds'}"
+                    plots[tag] = wandb.plot.line_series(
+                        xs=[t[xi] for t in series], ys=[t[2] for t in series], keys=[t[0] for t in series],
+                        title=f"{data}: {short} (median over seeds) vs {xname}", xname=xname)
+        run.log(plots)
+    finally:
+        run.finish()
+    return plots
+
+
 def main(argv: Optional[List[str]] = None) -> str:
     p = argparse.ArgumentParser(prog="python -m zoo.leaderboard", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -419,7 +486,25 @@ def main(argv: Optional[List[str]] = None) -> str:
                    help="W&B only: final value (default, as results.json) or best value over training")
     p.add_argument("--out", default="docs/leaderboard",
                    help="output prefix: writes <out>.md, <out>.csv, <out>.png (default: docs/leaderboard)")
+    p.add_argument("--curves", metavar="DIR", default=None,
+                   help="anytime-curve records (<DIR>/<data>/<method>-s<seed>.json, e.g. "
+                        "docs/results/reproduction/runs) to log as W&B line plots with --log_wandb")
+    p.add_argument("--log_wandb", metavar="PROJECT", default=None,
+                   help="with --curves: log the median curves to this W&B project (WANDB_MODE=offline works)")
     args = p.parse_args(argv)
+    if args.curves or args.log_wandb:
+        if not (args.curves and args.log_wandb):
+            print("error: --curves and --log_wandb go together: --curves DIR --log_wandb PROJECT", file=sys.stderr)
+            raise SystemExit(2)
+        curves = load_curves(Path(args.curves))
+        if not curves:
+            print(f"error: no curve records under {args.curves} (expected <data>/<method>-s<seed>.json)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        plots = log_curves_wandb(curves, args.log_wandb)
+        msg = f"[zoo] leaderboard: {len(plots)} line plots of {len(curves)} (dataset, method) curves logged to W&B"
+        print(msg)
+        return msg
     try:
         if args.out:
             folder = Path(args.out).parent
