@@ -206,8 +206,7 @@ def test_convergence_run_skips_every_run_with_a_record(tmp_path, monkeypatch):
 
 
 def test_convergence_curve_merges_the_evaluation_rows_of_metrics_csv(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments"))
-    import convergence_grid as cg
+    import zoo.anytime as cg
 
     (tmp_path / "metrics.csv").write_text(
         "step,loss/d,eval/modes,eval/hq,eval/w2,trainer/gen_step,time/wall_s,time/cpu_s\n"

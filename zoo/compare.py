@@ -541,7 +541,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--data", nargs="+", default=["ring8"], help="dataset short names (default: ring8)")
     p.add_argument("--seeds", nargs="+", type=int, default=[3],
                    help="a count N (seeds 0..N-1) or, with several values, the seeds themselves (default: 3)")
-    p.add_argument("--budget", required=True, help="<N>steps (generator steps) or <M>min (wall-clock minutes)")
+    p.add_argument("--budget", default=None, help="<N>steps (generator steps) or <M>min (wall-clock minutes); "
+                                                   "required unless --against")
+    p.add_argument("--against", default=None, metavar="zoo|FOLDER",
+                   help="train only --methods on the anytime protocol of the zoo's convergence grid (zoo.anytime) "
+                        "and place them in its plateau table and curves: 'zoo' (the records committed in this "
+                        "checkout) or a folder of records; --seeds are the seeds themselves (default 0 1 2 3 4)")
     p.add_argument("--out", default=None, help="grid folder (default: runs/compare-<budget>)")
     p.add_argument("--metric", default="modes", help="leaderboard sort key (modes, hq, kl, fid, w2, wall_time)")
     p.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
@@ -559,7 +564,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "step budgets, 3x budget + 10 min for wall-clock budgets")
     p.add_argument("--dry_run", action="store_true", help="print the train.py command lines and exit")
     a = p.parse_args(argv)
-    seeds: Union[int, List[int]] = a.seeds[0] if len(a.seeds) == 1 else a.seeds
     config_paths = {}
     for item in a.config_path:
         key, sep, path = item.partition("=")
@@ -567,6 +571,23 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"error: --config_path {item!r}: use METHOD/DATA=PATH", file=sys.stderr)
             return 2
         config_paths[key] = path
+    if a.against:
+        from zoo.anytime import against
+
+        seed_list = [0, 1, 2, 3, 4] if "--seeds" not in argv else a.seeds
+        try:
+            md = against(a.methods, a.data, seed_list, a.against, Path(a.out or "runs/against-zoo"),
+                         config_paths=config_paths or None)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(md)
+        return 0
+    if a.budget is None:
+        print("error: --budget is required (e.g. --budget 2000steps or --budget 10min), unless --against is given",
+              file=sys.stderr)
+        return 2
+    seeds: Union[int, List[int]] = a.seeds[0] if len(a.seeds) == 1 else a.seeds
     try:
         md = run_grid(a.methods, a.data, seeds, a.budget, a.out, metric=a.metric, accelerator=a.accelerator,
                       eval_every=a.eval_every, data_seed=a.data_seed,

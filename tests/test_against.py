@@ -1,0 +1,69 @@
+"""``python -m zoo.compare --methods <plug-in> --against <records>``: a plain Lightning GAN is trained on the anytime
+protocol and placed among the zoo's records, or refused in one line when the records are not comparable.
+
+References: hand-made zoo records (their medians written out by hand), the plug-in's own run folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo.anytime as anytime
+from zoo.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+CAP = 200
+
+
+def _zoo_records(folder: Path, monkeypatch) -> None:
+    monkeypatch.setattr(anytime, "CAPS", {"ring8": CAP})
+    monkeypatch.setattr(anytime, "EVERY", 50)  # a short protocol: evaluations at 50, 100, 200
+    for method, modes in (("vanilla", (5, 7, 8)), ("sngan", (4, 2, 1))):
+        for seed in (0, 1):
+            curve = [{"gen_step": s, "wall_s": s / 50 + seed, "eval/modes": m - seed, "eval/hq": 0.1 * m,
+                      "eval/kl": 0.5} for s, m in zip((50, 100, 200), modes)]
+            p = anytime.record_path(folder, "ring8", method, seed)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps({"method": method, "data": "ring8", "seed": seed, "cap": CAP, "wall_s": 4.0,
+                                     "protocol": anytime.protocol("ring8"), "versions": anytime.versions(),
+                                     "curve": curve}))
+
+
+def test_a_plugin_is_trained_and_placed_among_the_zoo_records(tmp_path, monkeypatch):
+    zoo_dir = tmp_path / "zoo_records"
+    _zoo_records(zoo_dir, monkeypatch)
+    gan = "examples.lightning_gan.GAN"
+    md = anytime.against([gan], ["ring8"], [0], zoo=str(zoo_dir), out=tmp_path / "cmp",
+                         config_paths={f"{gan}/ring8": str(ROOT / "examples" / "lightning_gan_ring8.yaml")})
+    rec = json.loads(anytime.record_path(tmp_path / "cmp" / "records", "ring8", "examples.lightning_gan.GAN",
+                                         0).read_text())
+    # a plain LightningModule: its generator optimizer's steps are counted, evaluated at 50, 100, 200 (log2)
+    assert [r["gen_step"] for r in rec["curve"]] == [50, 100, 200] and rec["protocol"]["cap"] == CAP
+    rows = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
+    assert "**examples.lightning_gan.GAN** (yours)" in rows
+    # the zoo rows, medians by hand: vanilla seeds end at 8 and 7 modes -> 7.5 (7–8); sngan 1 and 0 -> 0.5 (0–1)
+    assert "| 7.5 (7–8) |" in rows["vanilla"] and "| 0.5 (0–1) |" in rows["sngan"]
+    assert (tmp_path / "cmp" / "against_ring8.png").stat().st_size > 10_000
+
+
+def test_records_of_another_protocol_or_version_are_refused(tmp_path, monkeypatch):
+    zoo_dir = tmp_path / "zoo_records"
+    _zoo_records(zoo_dir, monkeypatch)
+    p = anytime.record_path(zoo_dir, "ring8", "sngan", 1)
+    rec = json.loads(p.read_text())
+    p.write_text(json.dumps({**rec, "versions": {**rec["versions"], "torch": "1.0.0"}}))
+    with pytest.raises(ConfigError, match="made with torch 1.0.0.*install the versions of constraints.txt"):
+        anytime.check_comparable(anytime.load_records(zoo_dir), "ring8")
+    p.write_text(json.dumps({**rec, "protocol": {**rec["protocol"], "every": 500}}))
+    with pytest.raises(ConfigError, match="another protocol \\(every=500 here 50\\)"):
+        anytime.check_comparable(anytime.load_records(zoo_dir), "ring8")
+
+
+def test_cli_without_records_says_where_they_are(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "zoo.compare", "--methods", "examples.lightning_gan.GAN",
+                          "--against", str(tmp_path / "nothing"), "--data", "ring8"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: --against")
+    assert "no records under" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,350 @@
+"""The anytime protocol: log-spaced evaluations to a plateau cap, one small JSON record per run, and comparison
+of any LightningModule against the zoo's committed records without retraining the zoo.
+
+Protocol (:func:`protocol`): a ``train.py fit`` through :func:`zoo.compare.train_args` (data seed 0, ``ModeCoverage``
+on 2,500 samples with the 3-std HQ threshold, one torch thread) for ``cap`` generator steps (:data:`CAPS`), every
+evaluation callback on ``schedule = log2`` from :data:`EVERY` steps: 250, 500, 1,000, …, 16,000, and at the end.
+Each evaluation row carries the run's wall-clock and CPU seconds so far (over resumed segments).
+
+Record (:func:`run_anytime`): ``<records>/<data>/<method>-s<seed>.json`` with method, data, seed, config, commit,
+``protocol``, ``versions`` (python, torch, Lightning of the run), status, fit seconds, the command, the machine, and
+``curve``: one row per evaluation, ``{gen_step, wall_s, cpu_s, eval/modes, eval/hq, eval/kl, eval/w2, …}``.
+
+Plateau (:func:`summary`): between the evaluations at cap/2 and at the end, the median over seeds of the mode
+count moves by at most :data:`PLATEAU_MODES` and the median HQ by at most :data:`PLATEAU_HQ`.
+
+Against the zoo (:func:`against`, ``python -m zoo.compare --methods my_pkg.MyGAN --against zoo --data ring8``):
+trains only the given methods on this protocol (skipping seeds already recorded under ``--out``) and places them
+in the plateau table and on the curves of the zoo's records (``docs/results/reproduction/runs`` of a checkout, or
+any folder of records); it refuses, in one line, when a zoo record was made under another protocol or other
+versions of torch/Lightning than this installation's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from zoo.errors import ConfigError
+
+CAPS = {"ring8": 16000, "grid25": 16000}
+EVERY = 250
+SCHEDULE = "log2"
+EVAL_GROUPS = ("mode_coverage", "distances", "spectral")
+PLATEAU_MODES = 1.0
+PLATEAU_HQ = 0.05
+KEYS = ("eval/modes", "eval/hq", "eval/kl", "eval/w2", "eval/energy")
+N_MODES = {"ring8": 8, "grid25": 25}
+PALETTE = ["tab:gray", "tab:orange", "tab:red", "tab:blue", "tab:purple", "tab:green", "tab:brown", "black",
+           "tab:pink", "tab:olive", "tab:cyan"]
+
+
+def protocol(data: str, cap: Optional[int] = None) -> dict:
+    """What a record's numbers depend on besides the method (compared by :func:`against`)."""
+    from zoo.compare import EVAL_N_SAMPLES, EVAL_SEED, EVAL_THRESHOLD
+
+    if data not in CAPS and cap is None:
+        raise ConfigError(f"no anytime cap for data {data!r}: use one of {', '.join(CAPS)}")
+    return {"data": data, "cap": int(cap or CAPS[data]), "every": EVERY, "schedule": SCHEDULE, "data_seed": 0,
+            "eval_n_samples": EVAL_N_SAMPLES, "eval_seed": EVAL_SEED, "eval_threshold": EVAL_THRESHOLD}
+
+
+def versions() -> dict:
+    import pytorch_lightning
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "lightning": pytorch_lightning.__version__}
+
+
+def record_path(records: Path, data: str, method: str, seed: int) -> Path:
+    return Path(records) / data / f"{method}-s{seed}.json"
+
+
+def anytime_args(method: str, data: str, seed: int, out_dir: Path, cap: Optional[int] = None, model: str = "",
+                 config_paths: Optional[dict] = None) -> List[str]:
+    """The ``train.py`` arguments of one anytime run (``model``: a plug-in's class path)."""
+    from zoo.compare import RunSpec, parse_budget, train_args
+
+    spec = RunSpec(method=method, data=data, seed=seed, out_dir=Path(out_dir), model=model)
+    extra: List[str] = []
+    for group in EVAL_GROUPS:
+        extra += [f"--{group}.every_n_gen_steps", str(EVERY), f"--{group}.schedule", SCHEDULE]
+    extra += ["--trainer.enable_progress_bar", "false"]
+    return train_args(spec, parse_budget(f"{protocol(data, cap)['cap']}steps"), accelerator="cpu", eval_every=EVERY,
+                      wandb=False, config_paths=config_paths, extra=extra)
+
+
+def read_curve(run_dir: Path) -> List[dict]:
+    """The evaluation rows of ``metrics.csv`` merged per generator step: gen_step, wall_s, cpu_s, eval/*."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_step: Dict[int, dict] = {}
+    for r in rows:
+        vals = {k: float(v) for k, v in r.items() if v and k.startswith("eval/")}
+        if not vals or not r.get("trainer/gen_step"):
+            continue
+        step = int(float(r["trainer/gen_step"]))
+        row = by_step.setdefault(step, {"gen_step": step})
+        row.update({k: round(v, 6) for k, v in vals.items()})
+        for src, dst in (("time/wall_s", "wall_s"), ("time/cpu_s", "cpu_s")):
+            if r.get(src):
+                row[dst] = max(row.get(dst, 0.0), round(float(r[src]), 3))
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _rel(path: str, root: Optional[Path]) -> str:
+    p = Path(path)
+    return str(p.relative_to(root)) if root is not None and p.is_absolute() and p.is_relative_to(root) else str(path)
+
+
+def run_anytime(method: str, data: str, seed: int, runs: Path, records: Path, cap: Optional[int] = None,
+                model: str = "", config_paths: Optional[dict] = None, root: Optional[Path] = None) -> Optional[Path]:
+    """Train one anytime run (resuming its folder's ``last.ckpt`` if any) and write its record atomically;
+    ``None`` when its record exists already or the run did not finish (then its log says why)."""
+    from zoo.compare import REPO_ROOT
+
+    path = record_path(records, data, method, seed)
+    if path.exists():
+        return None
+    root = Path(root) if root is not None else (REPO_ROOT if (REPO_ROOT / "zoo").is_dir() else None)
+    args = anytime_args(method, data, seed, runs, cap, model, config_paths)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+           "PYTHONUNBUFFERED": "1"}
+    paths = [os.getcwd()] + ([str(root)] if root is not None else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    run_dir = Path(runs) / f"{method}-{data}-s{seed}"
+    log = Path(runs) / "logs" / f"{method}-{data}-s{seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0, load0 = time.time(), os.getloadavg()[0]
+    with open(log, "a") as f:
+        rc = subprocess.run([sys.executable, "-m", "zoo", *args], env=env, stdout=f,
+                            stderr=subprocess.STDOUT).returncode
+    try:
+        res = json.loads((run_dir / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        res = {}
+    if rc != 0 or res.get("status") != "complete":
+        print(f"[anytime] {method} {data} s{seed} did not finish (exit {rc}): see {log}", file=sys.stderr, flush=True)
+        return None
+    curve = read_curve(run_dir)
+    cfg = args[args.index("--config") + 1] if "--config" in args else None
+    rv = res.get("versions") or {}
+    rec = {"method": method, "data": data, "seed": seed, "model": model or method,
+           "config": _rel(cfg, root) if cfg else None, "commit": rv.get("git_commit"),
+           "protocol": protocol(data, cap), "versions": versions(), "status": res.get("status"),
+           "cap": protocol(data, cap)["cap"], "every": EVERY, "schedule": SCHEDULE,
+           "gen_step": (res.get("steps") or {}).get("gen_step"), "wall_s": res.get("wall_time_s"),
+           "cpu_s": res.get("cpu_time_s"), "process_wall_s": round(time.time() - t0, 1),
+           "command": "python train.py " + " ".join("<runs>" if a == str(runs) else
+                                                    (_rel(a, root) if a.endswith(".yaml") else a) for a in args),
+           "machine": f"{platform.platform()} cpus={os.cpu_count()} threads=1",
+           "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],  # at start and end (contention)
+           "curve": curve}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(rec, indent=0, separators=(",", ":")) + "\n")
+    os.replace(tmp, path)
+    last = curve[-1] if curve else {}
+    print(f"[anytime] {method} {data} s{seed}: modes {last.get('eval/modes')} hq {last.get('eval/hq')} "
+          f"in {rec['wall_s'] or 0:.0f} s -> {path}", flush=True)
+    return path
+
+
+def load_records(records: Path) -> List[dict]:
+    """Every record under ``records/<data>/*.json`` (unreadable files are reported and skipped)."""
+    out = []
+    for p in sorted(Path(records).glob("*/*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            print(f"[anytime] unreadable record {p}: skipped", file=sys.stderr)
+            continue
+        if isinstance(rec, dict) and rec.get("curve"):
+            out.append(rec)
+    return out
+
+
+def at_step(rec: dict, step: int) -> Optional[dict]:
+    """The curve row at generator step ``step`` (None if the run has no evaluation there)."""
+    return next((r for r in rec["curve"] if r["gen_step"] == step), None)
+
+
+def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
+    """Median (and min–max) over seeds at the cap, the plateau check between CAP/2 and CAP, the seeds' fit time."""
+    rs = [r for r in recs if r["method"] == method and r["data"] == data]
+    if not rs:
+        return None
+    cap = rs[0]["cap"]
+    ends = [r["curve"][-1] for r in rs]  # the final evaluation (AE-OT's is after its OT solve, at cap + 1)
+    halves = [at_step(r, cap // 2) for r in rs]
+    out = {"method": method, "data": data, "seeds": sorted(r["seed"] for r in rs), "cap": cap,
+           "wall_s": statistics.median(r["wall_s"] for r in rs)}
+    for k in KEYS:
+        vals = [e[k] for e in ends if k in e]
+        if vals:
+            out[k] = (statistics.median(vals), min(vals), max(vals))
+    if all(h is not None for h in halves):
+        dm = abs(statistics.median(e["eval/modes"] for e in ends) - statistics.median(h["eval/modes"] for h in halves))
+        dh = abs(statistics.median(e["eval/hq"] for e in ends) - statistics.median(h["eval/hq"] for h in halves))
+        out["plateau"] = bool(dm <= PLATEAU_MODES and dh <= PLATEAU_HQ)
+        out["moved"] = (dm, dh)
+    return out
+
+
+def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str]] = None) -> Optional[Path]:
+    """Modes, HQ and KL against generator steps (top) and wall-clock seconds (bottom): median over seeds with
+    the min–max band, one line per method (``labels``: method → legend name, in plotting order)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs = [r for r in recs if r["data"] == data]
+    if not rs:
+        return None
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    order = list(labels or {}) + sorted({r["method"] for r in rs} - set(labels or {}))
+    for ci, method in enumerate(order):
+        mr = [r for r in rs if r["method"] == method]
+        color, label = PALETTE[ci % len(PALETTE)], (labels or {}).get(method, method)
+        if not mr:
+            continue
+        steps = sorted(set.intersection(*[{row["gen_step"] for row in r["curve"]} for r in mr]))
+        for j, key in enumerate(("eval/modes", "eval/hq", "eval/kl")):
+            rows = [[at_step(r, s) for s in steps] for r in mr]
+            vals = [[(row or {}).get(key) for row in rr] for rr in rows]
+            ok = [i for i in range(len(steps)) if all(v[i] is not None for v in vals)]
+            if not ok:
+                continue
+            med = [statistics.median(v[i] for v in vals) for i in ok]
+            lo = [min(v[i] for v in vals) for i in ok]
+            hi = [max(v[i] for v in vals) for i in ok]
+            walls = [statistics.median((row or {}).get("wall_s", float("nan")) for row in [rr[i] for rr in rows])
+                     for i in ok]
+            for ax, x in ((axes[0, j], [steps[i] for i in ok]), (axes[1, j], walls)):
+                ax.plot(x, med, marker="o", ms=3, color=color, label=f"{label} ({len(mr)} seeds)")
+                ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+    for j, (key, name) in enumerate((("eval/modes", f"modes (of {N_MODES.get(data, '?')})"), ("eval/hq", "HQ fraction"),
+                                      ("eval/kl", "reverse KL"))):
+        for i, xl in enumerate(("generator steps", "wall-clock seconds (one CPU thread)")):
+            ax = axes[i, j]
+            ax.set_xscale("log")
+            ax.set_xlabel(xl)
+            ax.set_ylabel(name)
+            if key == "eval/kl":
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{data}: median over seeds (band: min–max), log-spaced evaluations")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+
+
+# ---------------------------------------------------------------------------------------------- against the zoo
+def check_comparable(zoo_recs: List[dict], data: str, cap: Optional[int] = None) -> None:
+    """One-line refusal when the zoo's records of ``data`` were made under another protocol or other versions of
+    torch/Lightning than this installation's (their numbers would not be comparable)."""
+    mine, here = protocol(data, cap), versions()
+    for r in zoo_recs:
+        if r.get("data") != data:
+            continue
+        theirs = r.get("protocol") or {}
+        diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+        if diff:
+            raise ConfigError(f"the zoo's record {r['method']}-s{r['seed']} ({data}) used another protocol "
+                              f"({', '.join(f'{k}={theirs.get(k)!r} here {mine[k]!r}' for k in diff)}): "
+                              "compare on the records' protocol or rerun the zoo's grid")
+        v = r.get("versions") or {}
+        bad = sorted(k for k in ("torch", "lightning") if v.get(k) != here[k])
+        if bad:
+            raise ConfigError(f"the zoo's record {r['method']}-s{r['seed']} ({data}) was made with "
+                              f"{', '.join(f'{k} {v.get(k)}' for k in bad)}, this installation has "
+                              f"{', '.join(f'{k} {here[k]}' for k in bad)}: install the versions of constraints.txt")
+
+
+def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
+    """The plateau table of ``data`` (Markdown lines): median (min–max) over seeds at the final evaluation, the
+    plateau check, the median fit seconds; one row per method in ``labels`` order."""
+    L = ["| method | seeds | modes (median, min–max) | HQ | KL | plateau? | fit wall s (median) |",
+         "|---|---|---|---|---|---|---|"]
+    for m, label in labels.items():
+        s = summary(recs, m, data)
+        if s is None:
+            continue
+
+        def cell(k, pct=False):
+            if k not in s:
+                return "–"
+            med, lo, hi = s[k]
+            f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.3g}")
+            return f"{f(med)} ({f(lo)}–{f(hi)})"
+
+        pl = ("yes" if s["plateau"] else f"no: still moving (modes {s['moved'][0]:+.1f}, HQ "
+              f"{100 * s['moved'][1]:.1f} pts)") if "plateau" in s else "–"
+        L.append(f"| {label} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | {cell('eval/hq', True)} | "
+                 f"{cell('eval/kl')} | {pl} | {s['wall_s']:.0f} |")
+    return L
+
+
+def zoo_records_folder(against: str) -> Path:
+    """``zoo``: the records committed in this checkout; else a folder of records."""
+    from zoo.compare import REPO_ROOT
+
+    folder = REPO_ROOT / "docs" / "results" / "reproduction" / "runs" if against == "zoo" else Path(against)
+    if not folder.is_dir() or not any(folder.glob("*/*.json")):
+        where = ("the zoo's records ship with its repository (docs/results/reproduction/runs): run from a clone, "
+                 "or pass --against <folder of records>") if against == "zoo" else f"no records under {folder}"
+        raise ConfigError(f"--against {against}: {where}")
+    return folder
+
+
+def against(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int], zoo: str = "zoo",
+            out: Path = Path("runs/against-zoo"), config_paths: Optional[dict] = None) -> str:
+    """Train ``methods`` (zoo short names or class paths) on the anytime protocol, then place them in the zoo's
+    plateau table and curves; returns the Markdown (also written to ``<out>/against.md``, figures beside it).
+    ``config_paths``: ``{"<method>/<data>": path}``, a plug-in's per-dataset config (as ``zoo.compare``)."""
+    from zoo.compare import resolve_methods
+    from zoo.registry import class_path, resolve_model
+
+    folder = zoo_records_folder(zoo)
+    zoo_recs = load_records(folder)
+    for d in datasets:
+        check_comparable(zoo_recs, d)
+    names = resolve_methods(methods)
+    out = Path(out)
+    for d in datasets:
+        for m in names:
+            for s in seeds:
+                run_anytime(m, d, s, out / "runs", out / "records", model=class_path(resolve_model(m)),
+                            config_paths=config_paths)
+    mine = load_records(out / "records")
+    zoo_names = [m for m in dict.fromkeys(r["method"] for r in zoo_recs) if m not in names]
+    lines = [f"# Against the zoo: {', '.join(names)}", "",
+             f"Protocol: {json.dumps({k: v for k, v in protocol(datasets[0]).items() if k != 'data'})}; the zoo's "
+             f"records: `{folder}`; this comparison's: `{out / 'records'}`.", ""]
+    for d in datasets:
+        recs = [r for r in zoo_recs if r["data"] == d and r["method"] in zoo_names] + \
+               [r for r in mine if r["data"] == d]
+        labels = {**{m: f"**{m}** (yours)" for m in names}, **{m: m for m in zoo_names}}
+        lines += [f"## {d}", ""] + table(recs, d, labels)
+        fig = plot(recs, d, out / f"against_{d}.png", labels={m: m for m in [*names, *zoo_names]})
+        if fig is not None:
+            lines += ["", f"![{d}]({fig.name})"]
+        lines.append("")
+    md = "\n".join(lines)
+    (out / "against.md").write_text(md)
+    return md
