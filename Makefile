@@ -21,6 +21,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m zoo.demo
 	$(MAKE) --no-print-directory compare
+	$(PY) -m zoo.demo --committed
 
 # every method on ring8, one seed, 300 generator steps each, then the leaderboard (resumable)
 compare: $(STAMP)

@@ -67,3 +67,16 @@ def test_cli_without_records_says_where_they_are(tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: --against")
     assert "no records under" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_demo_ends_on_the_committed_records_not_on_the_warm_up(tmp_path, monkeypatch, capsys):
+    import zoo.compare
+    from zoo.demo import show_committed
+
+    _zoo_records(tmp_path / "docs" / "results" / "reproduction" / "runs", monkeypatch)
+    monkeypatch.setattr(zoo.compare, "REPO_ROOT", tmp_path)
+    text = show_committed("ring8")
+    assert "plumbing check" in text and "not a ranking" in text
+    assert "| vanilla | 0,1 | 7.5 (7–8) |" in text and "| sngan | 0,1 | 0.5 (0–1) |" in text
+    monkeypatch.setattr(zoo.compare, "REPO_ROOT", tmp_path / "elsewhere")
+    assert "No convergence records" in show_committed("ring8")
