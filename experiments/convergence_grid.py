@@ -95,4 +95,45 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
                 link = os.path.relpath(p, Path(report).parent) if report is not None else str(p)
                 L += ["", f"![{data}: modes, HQ and KL against generator steps and seconds]({link})"]
         L.append("")
+    L += beside_published(recs)
     return L
+
+
+def beside_published(recs: List[dict]) -> List[str]:
+    """Our medians at the plateau in the columns of PacGAN's Table 1 (and VEEGAN's), with the published rows."""
+    from reproduction_published import PACGAN_T1, VEEGAN_T1
+    from zoo.anytime import summary
+
+    cols = [(d, k) for d in DATASETS for k in ("modes", "HQ %", "KL")]
+    L = ["### Beside the published 2-D tables", "",
+         f"Ours: median over seeds at the final evaluation (mode count, HQ, reverse KL on 2,500 samples, 3-std "
+         f"threshold: the protocol of both papers). Published: {PACGAN_T1.title}, {PACGAN_T1.source}; "
+         f"{VEEGAN_T1.title}, {VEEGAN_T1.source}. The papers train their own architectures (PacGAN: "
+         "MLP G 4×400 with BN, maxout D, Adam 1e-4, batch 100) far longer than our caps.", "",
+         "| row | " + " | ".join(f"{d} {k}" for d, k in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m in METHODS:
+        sums = {d: summary(recs, m, d) for d in DATASETS}
+        if not any(sums.values()):
+            continue
+        cells = []
+        for d, k in cols:
+            s = sums[d]
+            key = {"modes": "eval/modes", "HQ %": "eval/hq", "KL": "eval/kl"}[k]
+            if not s or key not in s:
+                cells.append("–")
+            else:
+                v = s[key][0]
+                cells.append(f"{100 * v:.1f}" if k == "HQ %" else f"{v:.3g}")
+        L.append(f"| ours: {LABELS[m]} ({len(next(x for x in sums.values() if x)['seeds'])} seeds) | "
+                 + " | ".join(cells) + " |")
+    for pub, tag in ((PACGAN_T1, "PacGAN T1"), (VEEGAN_T1, "VEEGAN T1")):
+        for name, row in pub.rows.items():
+            L.append(f"| {tag}: {name} | " + " | ".join(row.get(f"{d} {k}", "–") for d, k in cols) + " |")
+    van = {d: summary(recs, "vanilla", d) for d in DATASETS}
+    gan = PACGAN_T1.rows["GAN"]
+    parts = [f"{d}: modes {van[d]['eval/modes'][0]:.3g} vs {gan[f'{d} modes']}, HQ {100 * van[d]['eval/hq'][0]:.1f} % "
+             f"vs {gan[f'{d} HQ %']} %, KL {van[d]['eval/kl'][0]:.3g} vs {gan[f'{d} KL']}"
+             for d in DATASETS if van.get(d) and "eval/kl" in van[d]]
+    if parts:
+        L += ["", "Our VanillaGAN against PacGAN's GAN row (ours vs published): " + "; ".join(parts) + "."]
+    return L + [""]

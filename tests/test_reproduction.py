@@ -186,6 +186,10 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
     wg = next(ln for ln in text.splitlines() if ln.startswith("| WGAN-GP | 0,1,2 |"))
     assert "no: still moving (modes +3.0, HQ 30.0 pts)" in wg
     assert (docs / "results" / "reproduction" / "convergence_ring8.png").stat().st_size > 10_000
+    # beside PacGAN's Table 1: our medians in its columns, and the GAN row compared in words
+    assert "| PacGAN T1: GAN | 6.3±0.5 | 98.2±0.2 | 0.45±0.09 |" in text
+    assert "Our VanillaGAN against PacGAN's GAN row (ours vs published): ring8: modes 8 vs 6.3±0.5, HQ 83.0 % vs " \
+           "98.2±0.2 %, KL 0.1 vs 0.45±0.09." in text
     assert "](results/reproduction/convergence_ring8.png)" in text
 
 
