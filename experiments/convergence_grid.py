@@ -36,18 +36,24 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction_grid import LABELS, METHODS  # noqa: E402  (the grid's methods, one definition)
+from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHODS  # noqa: E402  (one definition)
 
-DATASETS = ["ring8", "grid25"]
-N_MODES = {"ring8": 8, "grid25": 25}
+DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
+SEEDS_BY_DATA = {"stacked_digits": [0, 1, 2]}  # the issue's minimum there (each run costs 5-10x a 2-D run)
+
+
+def seeds_for(data: str, seeds: Optional[Sequence[int]] = None) -> List[int]:
+    """The seeds of ``data``: the given ones, else the grid's default for it."""
+    return list(seeds) if seeds is not None else SEEDS_BY_DATA.get(data, SEEDS)
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
 from zoo.anytime import run_anytime, table  # noqa: E402
 
-#: configs that are not at configs/<method>/<data>.yaml
-CONFIG_PATHS: Dict[str, str] = {}
+#: configs that are not at configs/<method>/<data>.yaml (stacked digits: SN/SR-GAN's fragile configs and AE-OT's
+#: CPU config, as in the short grid)
+CONFIG_PATHS: Dict[str, str] = dict(_SHORT_GRID_CONFIGS)
 
 OUT = ROOT / "docs" / "results" / "reproduction"
 RECORDS = OUT / "runs"
@@ -63,10 +69,13 @@ def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path 
     return run_anytime(method, data, seed, runs, records, config_paths=CONFIG_PATHS or None, root=ROOT)
 
 
-def run(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], jobs: int = 2,
+def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequence[int]], jobs: int = 2,
         runs: Path = RUNS, records: Path = RECORDS) -> None:
-    """Every (seed, data, method) without a record, ``jobs`` at a time (seeds first: complete seeds land first)."""
-    todo = [(m, d, s) for s in seeds for d in datasets for m in methods if not record_path(d, m, s, records).exists()]
+    """Every (seed, data, method) without a record, ``jobs`` at a time (seeds first: complete seeds land first;
+    ``seeds=None``: each dataset's default, :func:`seeds_for`)."""
+    all_seeds = sorted({s for d in datasets for s in seeds_for(d, seeds)})
+    todo = [(m, d, s) for s in all_seeds for d in datasets for m in methods
+            if s in seeds_for(d, seeds) and not record_path(d, m, s, records).exists()]
     print(f"[convergence] {len(todo)} runs to do, {jobs} at a time; records in {records}", flush=True)
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
         list(pool.map(lambda j: run_one(*j, runs=runs, records=records), todo))
@@ -76,15 +85,18 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
     """The report's convergence section (Markdown lines), from the records alone; with ``fig_dir`` the figures are
     written there and linked relative to ``report``."""
     L = ["## Convergence grid (issue 18): anytime curves to the plateau", "",
-         f"Each run trains to {CAPS['ring8']:,} generator steps on ring8 and grid25 and is evaluated at {EVERY}·2^k steps "
+         f"Each run trains to {CAPS['ring8']:,} generator steps on ring8 and grid25 ({CAPS['stacked_digits']:,} on "
+         f"stacked digits: its 26,000-sample mode count and FID cost more) and is evaluated at {EVERY}·2^k steps "
          "(log-spaced) and at the end; records in `docs/results/reproduction/runs/` "
          "(`OMP_NUM_THREADS=1 python experiments/reproduction.py run`; figures and this section: "
          "`python experiments/reproduction.py write`). Plateau: between the last two evaluations "
-         f"({CAPS['ring8'] // 2:,} and {CAPS['ring8']:,} steps) the seeds' median modes move by ≤ {PLATEAU_MODES:g} "
-         f"and median HQ by ≤ {PLATEAU_HQ * 100:g} points.", ""]
+         f"(cap/2 and the cap) the seeds' median modes move by ≤ {PLATEAU_MODES:g} (stacked digits: ≤ 10 of 1000) "
+         f"and median HQ by ≤ {PLATEAU_HQ * 100:g} points. Each record holds wall-clock and CPU seconds and the "
+         "machine's load when the run started and ended (runs made beside other jobs are slower in wall-clock).", ""]
     have = {(r["method"], r["data"]) for r in recs}
-    total = len(METHODS) * len(DATASETS) * len(SEEDS)
-    L += [f"Records so far: {len(recs)} of {total} (7 methods × 2 datasets × {len(SEEDS)} seeds).", ""]
+    total = len(METHODS) * sum(len(seeds_for(d)) for d in DATASETS)
+    L += [f"Records so far: {len(recs)} of {total} (7 methods × ({' + '.join(str(len(seeds_for(d))) for d in DATASETS)}) "
+          f"seeds of {', '.join(DATASETS)}).", ""]
     for data in DATASETS:
         if not any(d == data for _, d in have):
             continue
@@ -104,7 +116,7 @@ def beside_published(recs: List[dict]) -> List[str]:
     from reproduction_published import PACGAN_T1, VEEGAN_T1
     from zoo.anytime import summary
 
-    cols = [(d, k) for d in DATASETS for k in ("modes", "HQ %", "KL")]
+    cols = [(d, k) for d in ("ring8", "grid25") for k in ("modes", "HQ %", "KL")]
     L = ["### Beside the published 2-D tables", "",
          f"Ours: median over seeds at the final evaluation (mode count, HQ, reverse KL on 2,500 samples, 3-std "
          f"threshold: the protocol of both papers). Published: {PACGAN_T1.title}, {PACGAN_T1.source}; "
@@ -112,7 +124,7 @@ def beside_published(recs: List[dict]) -> List[str]:
          "MLP G 4×400 with BN, maxout D, Adam 1e-4, batch 100) far longer than our caps.", "",
          "| row | " + " | ".join(f"{d} {k}" for d, k in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for m in METHODS:
-        sums = {d: summary(recs, m, d) for d in DATASETS}
+        sums = {d: summary(recs, m, d) for d in ("ring8", "grid25")}
         if not any(sums.values()):
             continue
         cells = []
@@ -129,11 +141,11 @@ def beside_published(recs: List[dict]) -> List[str]:
     for pub, tag in ((PACGAN_T1, "PacGAN T1"), (VEEGAN_T1, "VEEGAN T1")):
         for name, row in pub.rows.items():
             L.append(f"| {tag}: {name} | " + " | ".join(row.get(f"{d} {k}", "–") for d, k in cols) + " |")
-    van = {d: summary(recs, "vanilla", d) for d in DATASETS}
+    van = {d: summary(recs, "vanilla", d) for d in ("ring8", "grid25")}
     gan = PACGAN_T1.rows["GAN"]
     parts = [f"{d}: modes {van[d]['eval/modes'][0]:.3g} vs {gan[f'{d} modes']}, HQ {100 * van[d]['eval/hq'][0]:.1f} % "
              f"vs {gan[f'{d} HQ %']} %, KL {van[d]['eval/kl'][0]:.3g} vs {gan[f'{d} KL']}"
-             for d in DATASETS if van.get(d) and "eval/kl" in van[d]]
+             for d in ("ring8", "grid25") if van.get(d) and "eval/kl" in van[d]]
     if parts:
         L += ["", "Our VanillaGAN against PacGAN's GAN row (ours vs published): " + "; ".join(parts) + "."]
     return L + [""]

@@ -179,7 +179,7 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
         _record(docs, "wgan_gp", "ring8", seed, [1, 2, 4, 7], [0.0, 0.1, 0.3, 0.6])
     out = docs / "REPRODUCTION.md"
     text = repro.write(tmp_path / "no_runs", out, docs=docs, date="2000-01-02", record=None)
-    assert "Records so far: 6 of 70" in text
+    assert "Records so far: 6 of 91 (7 methods × (5 + 5 + 3) seeds of ring8, grid25, stacked_digits)" in text
     van = next(ln for ln in text.splitlines() if ln.startswith("| VanillaGAN | 0,1,2 |"))
     # medians at the cap: modes 8 (8–8), HQ 83 % (82–84 %); plateau: modes +0, HQ +3 pts
     assert "| 8 (8–8) | 83.0 % (82.0 %–84.0 %) |" in van and "| yes |" in van
