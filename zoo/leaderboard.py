@@ -422,15 +422,13 @@ CURVE_METRICS = ("eval/modes", "eval/hq", "eval/kl", "eval/w2", "eval/fid")
 
 
 def load_curves(folder: Path) -> Dict[Tuple[str, str], List[List[dict]]]:
-    """``{(data, method): [curve of each seed]}`` from the records ``folder/<data>/<method>-s<seed>.json``."""
+    """``{(data, method): [curve of each seed]}`` from the records ``folder/<data>/<method>-s<seed>.json``
+    (:func:`zoo.anytime.load_records`)."""
+    from zoo.anytime import load_records
+
     out: Dict[Tuple[str, str], List[List[dict]]] = {}
-    for p in sorted(Path(folder).glob("*/*.json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            print(f"[zoo] leaderboard: unreadable curve record {p}: skipped", file=sys.stderr)
-            continue
-        if isinstance(rec, dict) and rec.get("curve") and rec.get("method") and rec.get("data"):
+    for rec in load_records(Path(folder)):
+        if rec.get("method") and rec.get("data"):
             out.setdefault((str(rec["data"]), str(rec["method"])), []).append(list(rec["curve"]))
     return out
 
