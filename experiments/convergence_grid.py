@@ -136,7 +136,8 @@ def beside_published(recs: List[dict]) -> List[str]:
             else:
                 v = s[key][0]
                 cells.append(f"{100 * v:.1f}" if k == "HQ %" else f"{v:.3g}")
-        L.append(f"| ours: {LABELS[m]} ({len(next(x for x in sums.values() if x)['seeds'])} seeds) | "
+        n = len(next(x for x in sums.values() if x)["seeds"])
+        L.append(f"| ours: {LABELS[m]} ({n} seed{'s' if n > 1 else ''}) | "
                  + " | ".join(cells) + " |")
     for pub, tag in ((PACGAN_T1, "PacGAN T1"), (VEEGAN_T1, "VEEGAN T1")):
         for name, row in pub.rows.items():

@@ -184,7 +184,7 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
     # medians at the cap: modes 8 (8–8), HQ 83 % (82–84 %); plateau: modes +0, HQ +3 pts
     assert "| 8 (8–8) | 83.0 % (82.0 %–84.0 %) |" in van and "| yes |" in van
     wg = next(ln for ln in text.splitlines() if ln.startswith("| WGAN-GP | 0,1,2 |"))
-    assert "no: still moving (modes +3.0, HQ 30.0 pts)" in wg
+    assert "no: still moving (median modes moved 3.0, HQ 30.0 pts from cap/2)" in wg
     assert (docs / "results" / "reproduction" / "convergence_ring8.png").stat().st_size > 10_000
     # beside PacGAN's Table 1: our medians in its columns, and the GAN row compared in words
     assert "| PacGAN T1: GAN | 6.3±0.5 | 98.2±0.2 | 0.45±0.09 |" in text

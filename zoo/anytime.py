@@ -301,8 +301,8 @@ def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
             f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.3g}")
             return f"{f(med)} ({f(lo)}–{f(hi)})"
 
-        pl = ("yes" if s["plateau"] else f"no: still moving (modes {s['moved'][0]:+.1f}, HQ "
-              f"{100 * s['moved'][1]:.1f} pts)") if "plateau" in s else "–"
+        pl = ("yes" if s["plateau"] else f"no: still moving (median modes moved {s['moved'][0]:.1f}, HQ "
+              f"{100 * s['moved'][1]:.1f} pts from cap/2)") if "plateau" in s else "–"
         L.append(f"| {label} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | {cell('eval/hq', True)} | "
                  f"{cell('eval/kl')} | {pl} | {s['wall_s']:.0f} |")
     return L
