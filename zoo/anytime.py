@@ -238,7 +238,7 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
             walls = [statistics.median((row or {}).get("wall_s", float("nan")) for row in [rr[i] for rr in rows])
                      for i in ok]
             for ax, x in ((axes[0, j], [steps[i] for i in ok]), (axes[1, j], walls)):
-                ax.plot(x, med, marker="o", ms=3, color=color, label=f"{label} ({len(mr)} seeds)")
+                ax.plot(x, med, marker="o", ms=3, color=color, label=f"{label} ({len(mr)} seed{'s' if len(mr) > 1 else ''})")
                 ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
     for j, (key, name) in enumerate((("eval/modes", f"modes (of {N_MODES.get(data, '?')})"), ("eval/hq", "HQ fraction"),
                                       ("eval/kl", "reverse KL"))):
