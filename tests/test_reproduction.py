@@ -177,9 +177,17 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
     for seed in range(3):  # VanillaGAN: flat between the last two evaluations; WGAN-GP: still rising
         _record(docs, "vanilla", "ring8", seed, [2, 5, 8, 8], [0.1, 0.5, 0.80, 0.82 + 0.01 * seed])
         _record(docs, "wgan_gp", "ring8", seed, [1, 2, 4, 7], [0.0, 0.1, 0.3, 0.6])
+    # AE-OT-like: its generator exists only after a final stage counted past the cap
+    _record(docs, "aeot", "ring8", 0, [3, 5, 2, 4], [0.0, 0.1, 0.0, 0.1])
+    p = docs / "results" / "reproduction" / "runs" / "ring8" / "aeot-s0.json"
+    rec = json.loads(p.read_text())
+    rec["curve"].append({"gen_step": 2001, "wall_s": 30.0, "eval/modes": 8, "eval/hq": 0.99, "eval/kl": 0.02})
+    p.write_text(json.dumps(rec))
     out = docs / "REPRODUCTION.md"
     text = repro.write(tmp_path / "no_runs", out, docs=docs, date="2000-01-02", record=None)
-    assert "Records so far: 6 of 91 (7 methods × (5 + 5 + 3) seeds of ring8, grid25, stacked_digits)" in text
+    ae = next(ln for ln in text.splitlines() if ln.startswith("| AE-OT | 0 |"))
+    assert "| 8 (8–8) |" in ae and "n/a: its generator is made after the cap" in ae
+    assert "Records so far: 7 of 91 (7 methods × (5 + 5 + 3) seeds of ring8, grid25, stacked_digits)" in text
     van = next(ln for ln in text.splitlines() if ln.startswith("| VanillaGAN | 0,1,2 |"))
     # medians at the cap: modes 8 (8–8), HQ 83 % (82–84 %); plateau: modes +0, HQ +3 pts
     assert "| 8 (8–8) | 83.0 % (82.0 %–84.0 %) |" in van and "| yes |" in van
