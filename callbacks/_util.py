@@ -195,12 +195,12 @@ SCHEDULES = ("linear", "log2")
 
 
 def check_schedule(group: str, schedule: str) -> str:
-    """The evaluation schedule's name, or a one-line error."""
+    """The evaluation schedule's name, or a one-line error naming the option (as :func:`check_eval_options`)."""
     from zoo.errors import ConfigError
 
     if schedule not in SCHEDULES:
-        raise ConfigError(f"{group}: unknown schedule {schedule!r}: use linear (every every_n_gen_steps) or log2 "
-                          "(at every_n_gen_steps·2^k)")
+        raise ConfigError(f"{group}.schedule: unknown schedule {schedule!r}: set --{group}.schedule to linear (every "
+                          "every_n_gen_steps) or log2 (at every_n_gen_steps·2^k)")
     return schedule
 
 

@@ -85,7 +85,7 @@ class SampleDistances(EveryNGenSteps, pl.Callback):
 
             raise ConfigError(f"reference_split must be 'val' or 'train', got {reference_split!r}")
         self.every_n_gen_steps = int(every_n_gen_steps)
-        self.schedule = check_schedule(type(self).__name__, schedule)
+        self.schedule = check_schedule("distances", schedule)
         self.n_samples, self.reference_split = int(n_samples), reference_split
         self.max_dim, self.seed = int(max_dim), int(seed)
         self._last = -1

@@ -330,7 +330,7 @@ class FID(EveryNGenSteps, pl.Callback):
             raise ConfigError(f"fid.n_real and fid.n_fake must be at least 2, got {n_real} and {n_fake}")
         check_eval_options("fid", every_n_gen_steps, batch_size=batch_size)
         self.every_n_gen_steps = int(every_n_gen_steps)
-        self.schedule = check_schedule(type(self).__name__, schedule)
+        self.schedule = check_schedule("fid", schedule)
         self.extractor = extractor
         self.n_real, self.n_fake = int(n_real), int(n_fake)
         self.reference_split = reference_split

@@ -75,7 +75,7 @@ class ModeCoverage(EveryNGenSteps, pl.Callback):
 
             raise ConfigError(f"mode_coverage.threshold must be > 0 standard deviations, got {threshold}")
         self.every_n_gen_steps = int(every_n_gen_steps)
-        self.schedule = check_schedule(type(self).__name__, schedule)
+        self.schedule = check_schedule("mode_coverage", schedule)
         self.n_samples = int(n_samples)
         self.threshold = float(threshold)
         self.support_tolerance = float(support_tolerance)

@@ -77,7 +77,7 @@ class SamplePlot(EveryNGenSteps, pl.Callback):
     def __init__(self, every_n_gen_steps: int = 1000, n_samples: int = 2500, n_images: int = 64, seed: int = 0, schedule: str = "linear"):
         check_eval_options("sample_plot", every_n_gen_steps, n_samples=n_samples, n_images=n_images)
         self.every_n_gen_steps = int(every_n_gen_steps)
-        self.schedule = check_schedule(type(self).__name__, schedule)
+        self.schedule = check_schedule("sample_plot", schedule)
         self.n_samples, self.n_images, self.seed = int(n_samples), int(n_images), int(seed)
         self._last = -1
         self.last_path: Optional[Path] = None

@@ -240,7 +240,7 @@ class SpectralMonitor(EveryNGenSteps, pl.Callback):
         if plots not in ("end", "every", "none"):
             raise ConfigError(f"plots must be 'end', 'every' or 'none', got {plots!r}")
         self.every_n_gen_steps = int(every_n_gen_steps)
-        self.schedule = check_schedule(type(self).__name__, schedule)
+        self.schedule = check_schedule("spectral", schedule)
         self.threshold, self.collapse_drop = float(threshold), float(collapse_drop)
         if flag_window is not None and int(flag_window) <= 0:
             raise ConfigError(f"spectral.flag_window must be a positive number of generator steps (or null for the "

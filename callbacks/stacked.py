@@ -86,7 +86,7 @@ class StackedModeCount(EveryNGenSteps, pl.Callback):
                  weights_path: Optional[str] = None, seed: int = 0, schedule: str = "linear"):
         check_eval_options("stacked_modes", every_n_gen_steps, n_samples=n_samples, batch_size=batch_size)
         self.every_n_gen_steps = int(every_n_gen_steps)
-        self.schedule = check_schedule(type(self).__name__, schedule)
+        self.schedule = check_schedule("stacked_modes", schedule)
         self.n_samples, self.batch_size = int(n_samples), max(1, int(batch_size))
         self.weights_path, self.seed = weights_path, int(seed)
         self._last = -1

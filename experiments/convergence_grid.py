@@ -37,6 +37,10 @@ if str(ROOT) not in sys.path:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHODS  # noqa: E402  (one definition)
+#: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
+#: with ``python -m zoo.compare --against zoo``
+from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
+from zoo.anytime import run_anytime, table  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -46,10 +50,7 @@ SEEDS_BY_DATA = {"stacked_digits": [0, 1, 2]}  # the issue's minimum there (each
 def seeds_for(data: str, seeds: Optional[Sequence[int]] = None) -> List[int]:
     """The seeds of ``data``: the given ones, else the grid's default for it."""
     return list(seeds) if seeds is not None else SEEDS_BY_DATA.get(data, SEEDS)
-#: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
-#: with ``python -m zoo.compare --against zoo``
-from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import run_anytime, table  # noqa: E402
+
 
 #: configs that are not at configs/<method>/<data>.yaml (stacked digits: SN/SR-GAN's fragile configs and AE-OT's
 #: CPU config, as in the short grid)

@@ -33,7 +33,7 @@ def test_schedules_by_hand():
     # grouped batches can pass a scheduled step: the next one is the first after the step where it fired
     assert scheduled_steps(250, "log2", 1003) == 2000 and scheduled_steps(500, "linear", 1003) == 1500
     with pytest.raises(ConfigError, match="unknown schedule 'log10'"):
-        check_schedule("ModeCoverage", "log10")
+        check_schedule("mode_coverage", "log10")
 
 
 def test_train_cli_evaluates_at_log_spaced_steps_and_at_the_end(tmp_path):

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from zoo.errors import ConfigError
 
@@ -73,12 +73,12 @@ def record_path(records: Path, data: str, method: str, seed: int) -> Path:
     return Path(records) / data / f"{method}-s{seed}.json"
 
 
-def anytime_args(method: str, data: str, seed: int, out_dir: Path, cap: Optional[int] = None, model: str = "",
-                 config_paths: Optional[dict] = None) -> List[str]:
-    """The ``train.py`` arguments of one anytime run (``model``: a plug-in's class path)."""
-    from zoo.compare import RunSpec, parse_budget, train_args
+def anytime_args(spec, cap: Optional[int] = None, config_paths: Optional[dict] = None) -> List[str]:
+    """The ``train.py`` arguments of one anytime run (``spec``: a :class:`zoo.compare.RunSpec`; its ``model`` is a
+    plug-in's class path)."""
+    from zoo.compare import parse_budget, train_args
 
-    spec = RunSpec(method=method, data=data, seed=seed, out_dir=Path(out_dir), model=model)
+    data = spec.data
     extra: List[str] = []
     for group in EVAL_GROUPS.get(data, EVAL_GROUPS["ring8"]):
         extra += [f"--{group}.every_n_gen_steps", str(EVERY), f"--{group}.schedule", SCHEDULE]
@@ -113,40 +113,34 @@ def _rel(path: str, root: Optional[Path]) -> str:
 
 def run_anytime(method: str, data: str, seed: int, runs: Path, records: Path, cap: Optional[int] = None,
                 model: str = "", config_paths: Optional[dict] = None, root: Optional[Path] = None) -> Optional[Path]:
-    """Train one anytime run (resuming its folder's ``last.ckpt`` if any) and write its record atomically;
-    ``None`` when its record exists already or the run did not finish (then its log says why)."""
-    from zoo.compare import REPO_ROOT
+    """Train one anytime run (:func:`zoo.compare.run_one`, one torch thread, resuming its folder's ``last.ckpt`` if
+    any) and write its record atomically; ``None`` when its record exists already or the run did not finish (then
+    its log says why)."""
+    from zoo.compare import REPO_ROOT, RunSpec, run_one
 
     path = record_path(records, data, method, seed)
     if path.exists():
         return None
     root = Path(root) if root is not None else (REPO_ROOT if (REPO_ROOT / "zoo").is_dir() else None)
-    args = anytime_args(method, data, seed, runs, cap, model, config_paths)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-           "PYTHONUNBUFFERED": "1"}
-    paths = [os.getcwd()] + ([str(root)] if root is not None else [])
-    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    run_dir = Path(runs) / f"{method}-{data}-s{seed}"
-    log = Path(runs) / "logs" / f"{method}-{data}-s{seed}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    spec = RunSpec(method=method, data=data, seed=seed, out_dir=Path(runs), model=model)
+    args = anytime_args(spec, cap, config_paths)
     t0, load0 = time.time(), os.getloadavg()[0]
-    with open(log, "a") as f:
-        rc = subprocess.run([sys.executable, "-m", "zoo", *args], env=env, stdout=f,
-                            stderr=subprocess.STDOUT).returncode
-    try:
-        res = json.loads((run_dir / "results.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        res = {}
-    if rc != 0 or res.get("status") != "complete":
-        print(f"[anytime] {method} {data} s{seed} did not finish (exit {rc}): see {log}", file=sys.stderr, flush=True)
+    outcome = run_one(spec, args, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+                                       "PYTHONUNBUFFERED": "1"})
+    if outcome.status != "complete":
+        print(f"[anytime] {method} {data} s{seed} did not finish (exit {outcome.returncode}): see {outcome.log}",
+              file=sys.stderr, flush=True)
         return None
+    run_dir = spec.run_dir
+    res = json.loads(spec.results_path.read_text())
     curve = read_curve(run_dir)
+    proto = protocol(data, cap)
     cfg = args[args.index("--config") + 1] if "--config" in args else None
     rv = res.get("versions") or {}
     rec = {"method": method, "data": data, "seed": seed, "model": model or method,
            "config": _rel(cfg, root) if cfg else None, "commit": rv.get("git_commit"),
-           "protocol": protocol(data, cap), "versions": versions(), "status": res.get("status"),
-           "cap": protocol(data, cap)["cap"], "every": EVERY, "schedule": SCHEDULE,
+           "protocol": proto, "versions": versions(), "status": res.get("status"),
+           "cap": proto["cap"], "every": EVERY, "schedule": SCHEDULE,
            "gen_step": (res.get("steps") or {}).get("gen_step"), "wall_s": res.get("wall_time_s"),
            "cpu_s": res.get("cpu_time_s"), "process_wall_s": round(time.time() - t0, 1),
            "command": "python train.py " + " ".join("<runs>" if a == str(runs) else
@@ -211,6 +205,17 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
     return out
 
 
+def curve_band(curves: Sequence[Sequence[dict]], key: str) -> Tuple[List[int], List[float], List[float],
+                                                                    List[float], List[float]]:
+    """(steps, median, min, max of ``key``, median wall-clock seconds) over the seeds' curves, at every generator
+    step that all of them evaluated and that reports ``key``."""
+    by_seed = [{int(r["gen_step"]): r for r in c if r.get(key) is not None} for c in curves]
+    steps = sorted(set.intersection(*[set(b) for b in by_seed])) if by_seed else []
+    vals = [[float(b[s][key]) for b in by_seed] for s in steps]
+    wall = [statistics.median(float(b[s].get("wall_s", math.nan)) for b in by_seed) for s in steps]
+    return steps, [statistics.median(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals], wall
+
+
 def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str]] = None) -> Optional[Path]:
     """Modes, HQ and KL against generator steps (top) and wall-clock seconds (bottom): median over seeds with
     the min–max band, one line per method (``labels``: method → legend name, in plotting order)."""
@@ -229,19 +234,11 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
         color, label = PALETTE[ci % len(PALETTE)], (labels or {}).get(method, method)
         if not mr:
             continue
-        steps = sorted(set.intersection(*[{row["gen_step"] for row in r["curve"]} for r in mr]))
         for j, key in enumerate(("eval/modes", "eval/hq", "eval/kl")):
-            rows = [[at_step(r, s) for s in steps] for r in mr]
-            vals = [[(row or {}).get(key) for row in rr] for rr in rows]
-            ok = [i for i in range(len(steps)) if all(v[i] is not None for v in vals)]
-            if not ok:
+            steps, med, lo, hi, walls = curve_band([r["curve"] for r in mr], key)
+            if not steps:
                 continue
-            med = [statistics.median(v[i] for v in vals) for i in ok]
-            lo = [min(v[i] for v in vals) for i in ok]
-            hi = [max(v[i] for v in vals) for i in ok]
-            walls = [statistics.median((row or {}).get("wall_s", float("nan")) for row in [rr[i] for rr in rows])
-                     for i in ok]
-            for ax, x in ((axes[0, j], [steps[i] for i in ok]), (axes[1, j], walls)):
+            for ax, x in ((axes[0, j], steps), (axes[1, j], walls)):
                 ax.plot(x, med, marker="o", ms=3, color=color, label=f"{label} ({len(mr)} seed{'s' if len(mr) > 1 else ''})")
                 ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
     for j, (key, name) in enumerate((("eval/modes", f"modes (of {N_MODES.get(data, '?')})"), ("eval/hq", "HQ fraction"),
@@ -313,11 +310,16 @@ def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
     return L
 
 
-def zoo_records_folder(against: str) -> Path:
-    """``zoo``: the records committed in this checkout; else a folder of records."""
+def committed_records() -> Path:
+    """Where a checkout of the zoo keeps the convergence grid's records (``docs/results/reproduction/runs``)."""
     from zoo.compare import REPO_ROOT
 
-    folder = REPO_ROOT / "docs" / "results" / "reproduction" / "runs" if against == "zoo" else Path(against)
+    return REPO_ROOT / "docs" / "results" / "reproduction" / "runs"
+
+
+def zoo_records_folder(against: str) -> Path:
+    """``zoo``: the records committed in this checkout; else a folder of records."""
+    folder = committed_records() if against == "zoo" else Path(against)
     if not folder.is_dir() or not any(folder.glob("*/*.json")):
         where = ("the zoo's records ship with its repository (docs/results/reproduction/runs): run from a clone, "
                  "or pass --against <folder of records>") if against == "zoo" else f"no records under {folder}"

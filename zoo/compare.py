@@ -277,11 +277,13 @@ def _read_metrics(spec: RunSpec) -> Dict[str, float]:
     return out
 
 
-def run_one(spec: RunSpec, args: List[str], gpu: Optional[int] = None, timeout: Optional[float] = None) -> Outcome:
-    """One ``train.py`` run in a subprocess; stdout and stderr go to ``<out>/logs/<name>.log``."""
+def run_one(spec: RunSpec, args: List[str], gpu: Optional[int] = None, timeout: Optional[float] = None,
+            env: Optional[Mapping[str, str]] = None) -> Outcome:
+    """One ``train.py`` run in a subprocess; stdout and stderr go to ``<out>/logs/<name>.log``; ``env``: variables
+    set for that process on top of this one's."""
     log = Path(spec.out_dir) / "logs" / f"{spec.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     # the user's directory first (their plug-in package), then the zoo's checkout when it is one
     paths = [os.getcwd()] + ([str(REPO_ROOT)] if (REPO_ROOT / "zoo").is_dir() else [])
     env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])

@@ -27,10 +27,9 @@ def run_vanilla(steps: int, root: str = "runs/demo") -> dict:
 
 def show_committed(data: str = "ring8") -> str:
     """The plateau table of the convergence grid's committed records (``docs/results/reproduction/runs``)."""
-    from zoo.anytime import load_records, table
-    from zoo.compare import REPO_ROOT
+    from zoo.anytime import committed_records, load_records, table
 
-    folder = REPO_ROOT / "docs" / "results" / "reproduction" / "runs"
+    folder = committed_records()
     recs = [r for r in load_records(folder) if r["data"] == data] if folder.is_dir() else []
     lines = ["", "=" * 72,
              "The comparison above ran 300 generator steps per method: a plumbing check (training, evaluation,",

@@ -435,13 +435,10 @@ def load_curves(folder: Path) -> Dict[Tuple[str, str], List[List[dict]]]:
 
 def median_curves(curves: Sequence[Sequence[dict]], key: str) -> Tuple[List[int], List[float], List[float]]:
     """(steps, median of ``key``, median wall-clock seconds) over the seeds' curves, at every generator step that
-    all of them evaluated and that reports ``key``."""
-    import statistics
+    all of them evaluated and that reports ``key`` (:func:`zoo.anytime.curve_band` without the band)."""
+    from zoo.anytime import curve_band
 
-    by_seed = [{int(r["gen_step"]): r for r in c if r.get(key) is not None} for c in curves]
-    steps = sorted(set.intersection(*[set(b) for b in by_seed])) if by_seed else []
-    med = [statistics.median(float(b[s][key]) for b in by_seed) for s in steps]
-    wall = [statistics.median(float(b[s].get("wall_s", math.nan)) for b in by_seed) for s in steps]
+    steps, med, _, _, wall = curve_band(curves, key)
     return steps, med, wall
 
 
