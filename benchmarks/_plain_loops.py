@@ -197,7 +197,8 @@ class PlainICNNW2(PlainLoop):
         except ImportError:  # code before 1df08b8 (run against an older revision for before/after tables)
             from zoo.ot.w2 import w2gn_loss as loss_fn
         self.potential_grad, self.w2gn_loss = potential_grad, loss_fn
-        self.opt_g, self.opt_psi, self.opt_bar = self.opts
+        self.opt_g, self.opt_psi, *bar = self.opts  # one Adam over ψ and ψ̄ since issue #20 (two before)
+        self.opt_bar = bar[0] if bar else None
         self.psi, self.psi_bar = self.twin.psi, self.twin.psi_bar
         self.cycle = self.twin.cycle
         self.s = None
@@ -213,10 +214,12 @@ class PlainICNNW2(PlainLoop):
         y = real.reshape(n, -1).float() / s
         loss = self.w2gn_loss(self.psi, self.psi_bar, x, y, self.cycle)
         self.opt_psi.zero_grad(set_to_none=True)
-        self.opt_bar.zero_grad(set_to_none=True)
+        if self.opt_bar is not None:
+            self.opt_bar.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_psi.step()
-        self.opt_bar.step()
+        if self.opt_bar is not None:
+            self.opt_bar.step()
         log_now = self.will_log()  # the module computes its W2 estimate on logging batches only
         if log_now:
             x_hat = self.potential_grad(self.psi_bar, y)

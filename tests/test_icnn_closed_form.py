@@ -173,3 +173,48 @@ def test_compiled_loss_equals_eager():
         pytest.skip("torch.compile cannot build on this machine")
     eager = _train_steps(False)
     assert all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5) for a, b in zip(compiled, eager))
+
+
+def test_one_adam_over_both_potentials_is_two_adams():
+    """The w2gn discriminator step uses one Adam over ψ and ψ̄ (two parameter groups) since issue #20: per-parameter
+    Adam is the same arithmetic, so the trajectory equals two separate Adams' (the code before), step by step."""
+    def train(one_optimizer: bool):
+        torch.manual_seed(0)
+        psi, bar = ICNN(2, hidden=[16, 8]), ICNN(2, hidden=[16, 8])
+        if one_optimizer:
+            opts = [torch.optim.Adam([{"params": psi.parameters()}, {"params": bar.parameters()}], 1e-2,
+                                     betas=(0.5, 0.9), fused=True)]
+        else:
+            opts = [torch.optim.Adam(n.parameters(), 1e-2, betas=(0.5, 0.9), fused=True) for n in (psi, bar)]
+        g = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            x, y = torch.randn(64, 2, generator=g), torch.randn(64, 2, generator=g) + 1.0
+            loss = w2gn_loss(psi, bar, x, y, 2.0)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in opts:
+                o.step()
+            psi.convexify()
+            bar.convexify()
+        return [p.detach().clone() for p in list(psi.parameters()) + list(bar.parameters())]
+
+    for a, b in zip(train(True), train(False)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+
+
+def test_convexify_is_the_projection_onto_nonnegative_z_weights():
+    """W ← max(W, 0) on every z-path weight (and the output weight), nothing else touched."""
+    torch.manual_seed(0)
+    net = ICNN(3, hidden=[8, 8, 4])
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.convexify()
+    z_names = {n for n, _ in net.named_parameters() if n.startswith("z_weights") or n == "w_out"}
+    assert z_names
+    for k, v in net.state_dict().items():
+        expect = before[k].clamp(min=0) if k in z_names else before[k]
+        assert torch.equal(v, expect), k
+    assert net.is_convex_parametrisation()

@@ -138,9 +138,12 @@ class ICNNW2GAN(GANModule):
         hp = self.hparams
         betas = tuple(hp.betas)
         fused = dict(fused=True) if self.device.type in ("cpu", "cuda") else {}  # one kernel per step, same Adam
-        opts = [torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=betas, **fused),
-                torch.optim.Adam(self.psi.parameters(), lr=hp.lr_d, betas=betas, **fused)]
-        if self.psi_bar is not None:
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=betas, **fused)
+        if hp.solver == "w2gn":  # ψ and ψ̄ minimise one loss with one step: one Adam over both (the same Adam)
+            both = [{"params": self.psi.parameters()}, {"params": self.psi_bar.parameters()}]
+            return [opt_g, torch.optim.Adam(both, lr=hp.lr_d, betas=betas, **fused)]
+        opts = [opt_g, torch.optim.Adam(self.psi.parameters(), lr=hp.lr_d, betas=betas, **fused)]
+        if self.psi_bar is not None:  # minimax: f = ψ̄ has its own step after g = ψ's K steps
             opts.append(torch.optim.Adam(self.psi_bar.parameters(), lr=hp.lr_d, betas=betas, **fused))
         return opts
 
@@ -175,7 +178,8 @@ class ICNNW2GAN(GANModule):
 
     def discriminator_step(self, real: Tensor) -> Dict[str, Tensor]:
         hp = self.hparams
-        opt_psi, opt_bar = self.optimizers()[1], (self.optimizers()[2] if self.psi_bar is not None else None)
+        opts = self.optimizers()
+        opt_psi, opt_bar = opts[1], (opts[2] if len(opts) > 2 else None)  # w2gn: opt_psi steps ψ and ψ̄ together
         s = self._scale(real)
         with torch.no_grad():
             x = self._flat(self.generate(self.sample_latent(real.shape[0]))) / s
@@ -183,10 +187,8 @@ class ICNNW2GAN(GANModule):
         if hp.solver == "w2gn":
             loss = _w2gn_loss(bool(hp.compile))(self.psi, self.psi_bar, x, y, self.cycle)
             opt_psi.zero_grad(set_to_none=True)
-            opt_bar.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt_psi.step()
-            opt_bar.step()
         elif hp.solver == "minimax":
             g_loss, f_loss = minimax_losses(self.psi_bar, self.psi, x, y)
             for _ in range(int(hp.inner_steps)):

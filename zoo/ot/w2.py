@@ -327,7 +327,8 @@ def w2gn_loss(psi: nn.Module, psi_bar: nn.Module, x: Tensor, y: Tensor, cycle: f
     """W2GN loss: E ψ(x) − E ψ(sg[∇ψ̄(y)]) + λ(E|∇ψ(∇ψ̄(y)) − y|² + E|∇ψ̄(∇ψ(x)) − x|²), λ = ``cycle``.
 
     ``grad="closed_form"`` (default, :class:`ICNN` potentials): ψ and ∇ψ come from one pass each
-    (:meth:`ICNN.value_and_grad`), and the loss is differentiated by one first-order backward. The term
+    (:meth:`ICNN.value_and_grad`; ψ at x and at ∇ψ̄(y) in one pass over the stacked batch, so three passes in
+    all), and the loss is differentiated by one first-order backward. The term
     E ψ(sg[u]), u = ∇ψ̄(y), reuses the pass at u that the cycle term needs: ψ(u) − ⟨sg[∇ψ(u)], u − sg[u]⟩ has
     the value ψ(u), the parameter gradient ∂_θψ(u) and no gradient into u (the two u-gradients cancel).
     ``grad="autograd"`` (and any potential without ``value_and_grad``): ∇ψ by autograd with ``create_graph``
@@ -337,8 +338,9 @@ def w2gn_loss(psi: nn.Module, psi_bar: nn.Module, x: Tensor, y: Tensor, cycle: f
         raise ConfigError(f"grad must be 'closed_form' or 'autograd', got {grad!r}")
     if grad == "closed_form" and isinstance(psi, ICNN) and isinstance(psi_bar, ICNN):
         _, inv_y = psi_bar.value_and_grad(y)
-        psi_x, fwd_x = psi.value_and_grad(x)
-        psi_u, fwd_u = psi.value_and_grad(inv_y)
+        n = x.shape[0]  # ψ at x and at u = ∇ψ̄(y): one pass over the stacked batch (rows are independent)
+        psi_xu, fwd_xu = psi.value_and_grad(torch.cat([x, inv_y]))
+        psi_x, psi_u, fwd_x, fwd_u = psi_xu[:n], psi_xu[n:], fwd_xu[:n], fwd_xu[n:]
         psi_sg_u = psi_u - (fwd_u.detach() * (inv_y - inv_y.detach())).sum(-1)  # = ψ(sg[u]) in value and θ-gradient
         dual = psi_x.mean() - psi_sg_u.mean()
         cyc = (fwd_u - y).pow(2).sum(-1).mean() + (psi_bar.value_and_grad(fwd_x)[1] - x).pow(2).sum(-1).mean()
