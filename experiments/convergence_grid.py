@@ -82,6 +82,27 @@ def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequenc
         list(pool.map(lambda j: run_one(*j, runs=runs, records=records), todo))
 
 
+def as_runs(recs: List[dict]) -> list:
+    """The records as the report's :class:`reproduction_grid.Run` rows: the metrics of the final evaluation (at the
+    cap; AE-OT's after its OT solve), the run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
+    (mode table, verdicts, per-run table) read the convergence grid wherever it has records."""
+    from reproduction_grid import Run
+
+    out = []
+    for r in recs:
+        end = r["curve"][-1]
+        out.append(Run(method=r["method"], data=r["data"], seed=int(r["seed"]), status=str(r.get("status")),
+                       metrics={k: float(v) for k, v in end.items() if k.startswith("eval/") and v is not None},
+                       gen_steps=r.get("gen_step", end.get("gen_step")), wall_s=r.get("wall_s"),
+                       versions=dict(r.get("versions") or {}, git_commit=str(r.get("commit") or "")),
+                       device={"platform": str(r.get("machine", "")).split(" ")[0],
+                               "cpu_count": (str(r.get("machine", "")).partition("cpus=")[2].split(" ") or [""])[0],
+                               "torch_threads": str(r.get("machine", "")).partition("threads=")[2] or "1",
+                               "accelerator": "CPUAccelerator"},
+                       path=f"{r['data']}/{r['method']}-s{r['seed']}.json"))
+    return out
+
+
 def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[Path] = None) -> List[str]:
     """The report's convergence section (Markdown lines), from the records alone; with ``fig_dir`` the figures are
     written there and linked relative to ``report``."""

@@ -18,6 +18,7 @@ from reproduction_grid import (ADDED_CONFIGS, BUDGETS, BUDGET_WHY, CONFIG_PATHS,
                                METHODS, N_MODES, RECORD, REGEN, ROOT, RUNS_DIR, RUN_CMD, Run, SEEDS, UNSUPPORTED,
                                compare_seconds, grid_budgets, grid_cells, load_json, load_record, load_runs,
                                mean_std, rel, save_record)
+CONV_RECORDS = ROOT / "docs" / "results" / "reproduction" / "runs"  # the convergence grid's committed records
 from reproduction_published import (AEOT_FID, DEMO, PACGAN_T1, PACGAN_T2, PACGAN_T3, Published, SNGAN_BASELINE,
                                     VEEGAN_T1, VEEGAN_T2, W2B_TABLE)
 
@@ -128,6 +129,7 @@ class Ctx:
     budgets: Dict[str, str]
     compare_s: float = 0.0
     source: str = ""    # where the runs were read from (the run folders, or the committed record)
+    converged: Tuple[str, ...] = ()  # datasets whose cells are the convergence grid's records (at its cap)
 
     def cell(self, method: str, data: str) -> Cell:
         return self.cells.get((method, data), Cell([], []))
@@ -167,11 +169,16 @@ def seeds_text(c: Cell) -> str:
 # ============================================================================================ the mode table
 def mode_table_section(ctx: Ctx) -> List[str]:
     L: List[str] = ["## 1. Mode-collapse table", ""]
-    budget_txt = ", ".join(f"{d}: {budget_text(ctx.budgets.get(d, BUDGETS[d]))}" for d in DATASETS)
+    budget_txt = ", ".join(f"{d}: {budget_text(ctx.budgets.get(d, BUDGETS[d]))}"
+                           + (" (convergence grid)" if d in ctx.converged else " (short grid)") for d in DATASETS)
+    conv = ", ".join(ctx.converged)
     L += [
-        f"Every cell is mean ± sample standard deviation (n − 1) over the seeds listed, from the runs' "
-        f"`results.json` (final evaluation at the end of training). Budgets, in generator steps, the same for every "
-        f"method of a dataset: {budget_txt}. Data seed 0 for every run (the same points for every method and seed).",
+        f"Every cell is mean ± sample standard deviation (n − 1) over the seeds listed, at the final evaluation "
+        + (f"— {conv}: from the convergence grid's committed records (`{rel(CONV_RECORDS)}`, the table above gives "
+           f"their medians and plateau checks); the other datasets: from the short grid's `results.json`, not yet "
+           f"replaced by convergence runs. " if conv else "from the runs' `results.json`. ")
+        + f"Budgets, in generator steps, the same for every method of a dataset: {budget_txt}. Data seed 0 for every "
+          f"run (the same points for every method and seed). The verdicts of §2 and §4 are computed from these cells.",
         "",
         "* **ring8 / grid25** (VEEGAN/PacGAN protocol, `callbacks.ModeCoverage`): 2,500 samples (evaluation seed 0); "
         "a sample is high quality (HQ) within 3 std (Euclidean) of its nearest mode; *modes* = modes nearest to at "
@@ -218,8 +225,11 @@ def mode_table_section(ctx: Ctx) -> List[str]:
 
 
 def per_run_section(ctx: Ctx) -> List[str]:
+    conv = ", ".join(ctx.converged)
     L = ["## 3. Every run of the grid", "",
-         f"From `{rel(ctx.runs_dir)}/<data>/<method>-<data>-s<seed>/results.json` (git-ignored; `write` keeps a "
+         (f"{conv}: the convergence grid's records (`{rel(CONV_RECORDS)}/<data>/<method>-s<seed>.json`, final "
+          f"evaluation; wall time = `fit` wall seconds of the record). Other datasets: " if conv else "")
+         + f"from `{rel(ctx.runs_dir)}/<data>/<method>-<data>-s<seed>/results.json` (git-ignored; `write` keeps a "
          f"record of them in `{rel(RECORD)}` and reads it when the run folders are gone). Wall time = "
          "`fit` only (`results.json` `wall_time_s`), one torch thread, on a machine shared with other jobs.", ""]
     head = ["data", "method", "seed", "status", "gen steps", "modes", "HQ %", "KL", "FID", "W2", "wall s"]
@@ -273,7 +283,9 @@ def grid_line(ctx: Ctx, method: str) -> List[str]:
 
 
 def grid_commands(method: str) -> List[str]:
-    return [f"{RUN_CMD} --methods {method}   # all three datasets, seeds 0 1 2, the budgets above"]
+    return [f"OMP_NUM_THREADS=1 python experiments/reproduction.py run --methods {method}   # the convergence grid "
+            "(resumable; skips recorded runs)",
+            f"{RUN_CMD} --methods {method}   # the short grid (seeds 0 1 2) for datasets without convergence records"]
 
 
 def _mean(ctx: Ctx, m: str, d: str, key: str = "eval/modes") -> Optional[float]:
@@ -950,21 +962,30 @@ def environment(ctx: Ctx) -> List[str]:
     L += table(["item", "value"], [
         ["machine", (", ".join(plats) or platform.platform()) + f"; {', '.join(cpus) or os.cpu_count()} CPU cores, "
                     f"accelerator {', '.join(accel) or 'cpu'}, torch threads per run {', '.join(threads) or '?'}; "
-                    "two grid processes side by side (`run --data ring8` and `run --data grid25 stacked_digits`), "
-                    "at times beside other work: wall times are indicative"],
+                    "two grid runs side by side, at times beside other work: wall times are indicative (the "
+                    "convergence records also hold CPU seconds and the load average)"],
         ["versions", ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in vers.items()) or "–"],
         ["code", f"git commit(s) of the runs: {', '.join(commits) or '–'} (from `results.json`, which does not record "
                  "uncommitted changes)"],
         ["budgets", ", ".join(f"{d}: {budget_text(ctx.budgets.get(d, BUDGETS[d]))}" for d in DATASETS)],
-        ["seeds", ", ".join(str(s) for s in SEEDS) + " (training seed; data seed 0 for all)"],
+        ["seeds", "; ".join(f"{d}: " + ",".join(str(x) for x in sorted({r.seed for r in runs if r.data == d}))
+                            for d in DATASETS) + " (training seeds of the runs in the tables; data seed 0 for all)"],
         ["runs", f"{sum(len(c.runs) for c in ctx.cells.values())} complete, "
-                 f"{sum(len(c.incomplete) for c in ctx.cells.values())} incomplete, {ctx.source or f'under `{rel(ctx.runs_dir)}`'}"],
-        ["compute", f"{wall / 60:.1f} min of `fit` wall time in total"
-                    + (f", {outcomes / 60:.1f} min including process start-up and evaluation (this invocation's "
-                       f"`compare.json` outcomes)" if outcomes else "") + " on one core"],
+                 f"{sum(len(c.incomplete) for c in ctx.cells.values())} incomplete"
+                 + (f"; {', '.join(ctx.converged)}: {sum(r.data in ctx.converged for r in runs)} convergence records "
+                    f"(`{rel(CONV_RECORDS)}`)" if ctx.converged else "")
+                 + (f"; short grid: {ctx.source or f'under `{rel(ctx.runs_dir)}`'}"
+                    if any(r.data not in ctx.converged for r in runs) else "")],
+        ["compute", f"{wall / 60:.1f} min of `fit` wall time in total on one core"
+                    + (f"; the short grid: {outcomes / 60:.1f} min including process start-up and evaluation "
+                       f"(its `compare.json` outcomes)" if outcomes else "")],
         ["runs finished", f"{dates[0]} … {dates[-1]}" if dates else "–"],
-        ["why this budget", BUDGET_WHY],
-        ["regenerate", f"`{RUN_CMD}` (resumable; skips finished runs), then `{REGEN}`"],
+        ["why this budget", (f"{', '.join(ctx.converged)}: the convergence grid's cap, where most curves have "
+                             "flattened (plateau check per method in the section below). " if ctx.converged else "")
+                            + (f"Short grid ({', '.join(d for d in DATASETS if d not in ctx.converged)}): "
+                               if ctx.converged else "") + BUDGET_WHY],
+        ["regenerate", "`OMP_NUM_THREADS=1 python experiments/reproduction.py run` (the convergence grid; resumable, "
+                       f"skips recorded runs) or `{RUN_CMD}` (the short grid), then `{REGEN}`"],
     ])
     return L + ["", "What each run cost (from `results.json`, `fit` only; start-up adds 10–20 s per run):", ""] + \
         cost_table(ctx) + [""]
@@ -1039,6 +1060,19 @@ def build(ctx: Ctx, date: Optional[str] = None) -> str:
     return "\n".join(L).rstrip() + "\n"
 
 
+def with_convergence_records(runs: List[Run], budgets: Dict[str, str], records: Path
+                             ) -> Tuple[List[Run], Tuple[str, ...]]:
+    """Per dataset: where the convergence grid has committed records, its runs (at the cap) replace the short grid's
+    and ``budgets`` gets the cap; returns the runs and those datasets."""
+    from convergence_grid import as_runs, load_records
+
+    recs = load_records(records) if Path(records).exists() else []
+    converged = tuple(d for d in DATASETS if any(r["data"] == d for r in recs))
+    for d in converged:
+        budgets[d] = f"{max(int(r['cap']) for r in recs if r['data'] == d)}steps"
+    return [r for r in runs if r.data not in converged] + as_runs(recs), converged
+
+
 def write(runs_dir: Path = RUNS_DIR, out: Path = DOC, docs: Optional[Path] = None, date: Optional[str] = None,
           record: Optional[Path] = None) -> str:
     """Regenerate the report. With ``record``: the runs found under ``runs_dir`` are saved there
@@ -1051,8 +1085,10 @@ def write(runs_dir: Path = RUNS_DIR, out: Path = DOC, docs: Optional[Path] = Non
     elif record is not None and Path(record).exists():
         runs, budgets, seconds = load_record(Path(record))
         source = f"read from `{rel(Path(record))}` (the record of the grid's `results.json`; run folders absent)"
-    ctx = Ctx(runs_dir=runs_dir, docs=Path(docs) if docs else ROOT / "docs", out=out, runs=runs,
-              cells=grid_cells(runs), budgets=budgets, compare_s=seconds, source=source)
+    docs = Path(docs) if docs else ROOT / "docs"
+    runs, converged = with_convergence_records(runs, budgets, docs / "results" / "reproduction" / "runs")
+    ctx = Ctx(runs_dir=runs_dir, docs=docs, out=out, runs=runs, cells=grid_cells(runs), budgets=budgets,
+              compare_s=seconds, source=source, converged=converged)
     text = build(ctx, date)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")

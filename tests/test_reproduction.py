@@ -201,6 +201,24 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
     assert "](results/reproduction/convergence_ring8.png)" in text
 
 
+def test_convergence_records_replace_the_short_grid_per_dataset(tmp_path, repro):
+    """Where the convergence grid has records (ring8 here), §1's cells, the budget and the verdicts come from them
+    (final evaluation at the cap); stacked digits, without records, keeps the short grid's runs."""
+    docs = tmp_path / "docs"
+    for seed in range(3):  # converged VanillaGAN on ring8: 8 modes, HQ 95 % at the cap
+        _record(docs, "vanilla", "ring8", seed, [2, 5, 8, 8], [0.1, 0.5, 0.9, 0.95])
+    text = repro.write(_grid(tmp_path), docs / "REPRODUCTION.md", docs=docs, date="2000-01-02")
+    row = next(line for line in text.splitlines() if line.startswith("| VanillaGAN (`vanilla`) |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:3] == ["8.00 ± 0.00", "95.0 ± 0.0"]       # not the short grid's 7.00 ± 1.00 / 80.0 ± 10.0
+    assert cells[7] == "550.0 ± 70.7"                         # stacked digits: still the short grid
+    assert cells[10] == "0,1,2 / – / 0,1"                     # the short grid's failed ring8 seed 3 is gone too
+    assert "ring8: 2000 generator steps (convergence grid)" in text  # the records' cap and "stacked_digits: 45 generator steps (short grid)" in text
+    # the verdict reads the converged cells: 8/8 ring modes at 95 % HQ; grid25 has no vanilla run at all
+    assert "the grid has no complete vanilla runs on ring8 and grid25 yet" in text
+    assert "| ring8 | vanilla | 0 | complete |" in text
+
+
 def test_convergence_run_skips_every_run_with_a_record(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "experiments"))
     import convergence_grid as cg
