@@ -13,7 +13,8 @@ compilation are excluded; both are reported separately) and stops ``--steps`` ge
 
 * ``before``   — the code at ``--before`` (a ``git worktree`` of that revision): ∇ψ by autograd with
   ``create_graph``, the double backward, plain Adam;
-* ``eager``    — this tree, ``model.compile false``: closed-form ∇ψ (:meth:`zoo.ot.ICNN.value_and_grad`), fused Adam;
+* ``eager``    — this tree, ``model.compile false``: closed-form ∇ψ (:meth:`zoo.ot.ICNN.value_and_grad`), fused Adam
+  (since e199349: ψ at x and ∇ψ̄(y) in one stacked pass, one Adam over ψ and ψ̄);
 * ``compiled`` — this tree, ``model.compile true``: the same with the W2GN loss through ``torch.compile``;
 * ``vanilla``  — VanillaGAN's config on the same data (this tree).
 
