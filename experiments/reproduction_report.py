@@ -331,12 +331,18 @@ def sec_vanilla(ctx: Ctx) -> Tuple[List[str], List[Tuple[str, Verdict]]]:
                     f"under-training, not collapse. The one longer run (3000 steps, seed 0) covers all 8 ring modes "
                     f"with {DEMO['hq']} % HQ — within PacGAN's GAN row (6.3±0.5 modes, some trials reach 8), unlike "
                     f"VEEGAN's (1 mode); the two tables disagree with each other (different nets and training)")
-    else:
-        missed = r8 < 8 or g25 < 25
-        v = Verdict("reproduced" if missed else "not reproduced",
-                    f"with {100 * hq8:.1f} % / {100 * hq25:.1f} % HQ samples the GAN captures {r8:.2f}/8 ring and "
-                    f"{g25:.2f}/25 grid modes on average "
-                    f"({'it misses modes, as in both tables' if missed else 'no mode is missed'})")
+    else:  # per seed: does the GAN miss a mode at the end of training?
+        per = {d: ctx.cell("vanilla", d).values("eval/modes") for d in ("ring8", "grid25")}
+        miss = {d: sum(v < N_MODES[d] for v in vals) for d, vals in per.items()}
+        n_miss, n = sum(miss.values()), sum(len(v) for v in per.values())
+        label = ("reproduced" if 2 * n_miss > n else "partially reproduced" if n_miss else "not reproduced")
+        budget = ", ".join(f"{d} {budget_text(ctx.budgets.get(d, BUDGETS[d]))}" for d in ("ring8", "grid25"))
+        v = Verdict(label,
+                    f"at the end of training ({budget}) the GAN misses at least one mode in {miss['ring8']}/"
+                    f"{len(per['ring8'])} ring8 and {miss['grid25']}/{len(per['grid25'])} grid25 seeds (modes "
+                    f"{', '.join(f'{x:g}' for x in per['ring8'])} of 8; {', '.join(f'{x:g}' for x in per['grid25'])}"
+                    f" of 25), with {100 * hq8:.1f} % / {100 * hq25:.1f} % HQ samples on average; PacGAN's GAN row: "
+                    f"6.3±0.5 of 8 and 17.3±0.8 of 25 at 98.2 % / 94.8 % HQ, VEEGAN's: 1 and 3.3")
     claims = [("A plain (non-saturating) GAN misses modes of the 2-D mixtures and of stacked MNIST (the baseline row "
                "of every mode-collapse table)", "VEEGAN Table 1/2, PacGAN Table 1/2 [confirmed; benchmarks.md §3]")]
     pub = ["GAN rows: VEEGAN Table 1 ring 1 mode / 99.3 % HQ, grid 3.3 / 0.5 %; PacGAN Table 1 ring 6.3±0.5 / "
