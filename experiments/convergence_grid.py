@@ -129,7 +129,48 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
                 link = os.path.relpath(p, Path(report).parent) if report is not None else str(p)
                 L += ["", f"![{data}: modes, HQ and KL against generator steps and seconds]({link})"]
         L.append("")
+    L += cost_lines(recs)
     L += beside_published(recs)
+    return L
+
+
+def cost_lines(recs: List[dict]) -> List[str]:
+    """What the grid costs: per method and dataset the median ``fit`` CPU seconds of a run (one torch thread, so
+    CPU seconds are the machine time a run needs, whatever else ran beside it), and the full grid's projection:
+    Σ over methods and seeds of the medians, on the 2-core machine (two runs at a time)."""
+    import statistics
+
+    def cpu(m: str, d: str) -> List[float]:
+        return [float(r["cpu_s"]) for r in recs if r["method"] == m and r["data"] == d and r.get("cpu_s")]
+
+    L = ["### What the grid costs", "",
+         "Median `fit` CPU seconds per run (one torch thread: CPU seconds move much less with the machine's load "
+         "than wall-clock; process start-up and the final evaluation add 10–30 s), and the full grid "
+         "projected from the medians (methods × seeds, two runs at a time on the 2-core machine).", "",
+         "| method | " + " | ".join(f"{d} CPU s (runs)" for d in DATASETS) + " |", "|---" * (len(DATASETS) + 1) + "|"]
+    proj = {d: 0.0 for d in DATASETS}
+    missing = {d: [] for d in DATASETS}
+    for m in METHODS:
+        cells = []
+        for d in DATASETS:
+            xs = cpu(m, d)
+            if xs:
+                med = statistics.median(xs)
+                proj[d] += med * len(seeds_for(d))
+                cells.append(f"{med:.0f} ({len(xs)})")
+            else:
+                missing[d].append(LABELS[m])
+                cells.append("–")
+        L.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
+    two_d = proj["ring8"] + proj["grid25"]
+    spent = sum(float(r.get("cpu_s") or 0) for r in recs)
+    L += ["", f"Recorded so far: {spent / 3600:.2f} CPU hours in {len(recs)} runs. Projected full grid: ring8 + "
+              f"grid25 ({len(seeds_for('ring8'))} seeds) {two_d / 3600:.2f} CPU hours = **{two_d / 7200:.2f} h of the "
+              f"2-core machine** (target ≤ 3 h)"
+          + (f", stacked digits ({len(seeds_for('stacked_digits'))} seeds) {proj['stacked_digits'] / 7200:.2f} h"
+             if proj["stacked_digits"] else "")
+          + "".join(f"; {d}: no run yet of {', '.join(ms)} (not in the projection)" for d, ms in missing.items() if ms)
+          + ".", ""]
     return L
 
 
