@@ -132,9 +132,8 @@ class ICNN(nn.Module):
         """Project the z-path weights onto W ≥ 0 (``clamp`` mode; a no-op with ``softplus``)."""
         if self.positivity != "clamp":
             return
-        ws = list(self.z_weights) + ([self.w_out] if self.w_out is not None else [])
-        if ws:
-            torch._foreach_clamp_min_(ws, 0.0)  # W ← max(W, 0), one call for all layers
+        for w in list(self.z_weights) + ([self.w_out] if self.w_out is not None else []):
+            w.clamp_(min=0)  # W ← max(W, 0)
 
     def is_convex_parametrisation(self) -> bool:
         """True when every z-path weight in use is ≥ 0 (always true for ``softplus``)."""
