@@ -129,8 +129,62 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
                 link = os.path.relpath(p, Path(report).parent) if report is not None else str(p)
                 L += ["", f"![{data}: modes, HQ and KL against generator steps and seconds]({link})"]
         L.append("")
+    L += plateau_lines(recs)
     L += cost_lines(recs)
     L += beside_published(recs)
+    return L
+
+
+def projection(recs: List[dict]) -> tuple:
+    """({data: projected CPU seconds of the full grid}, {data: labels of methods without a record}): Σ over the
+    methods with records of median ``fit`` CPU seconds × the dataset's number of seeds."""
+    import statistics
+
+    proj, missing = {d: 0.0 for d in DATASETS}, {d: [] for d in DATASETS}
+    for m in METHODS:
+        for d in DATASETS:
+            xs = [float(r["cpu_s"]) for r in recs if r["method"] == m and r["data"] == d and r.get("cpu_s")]
+            if xs:
+                proj[d] += statistics.median(xs) * len(seeds_for(d))
+            else:
+                missing[d].append(LABELS[m])
+    return proj, missing
+
+
+def plateau_lines(recs: List[dict]) -> List[str]:
+    """Is the cap the plateau? Per dataset the methods flat at the cap and those still moving (signed median moves
+    from cap/2 to the cap), the count over (method, dataset) cells, and what doubling the cap would cost."""
+    from zoo.anytime import summary
+
+    L = ["### Is the cap the plateau?", ""]
+    flat = moving = 0
+    for d in DATASETS:
+        sums = [(LABELS[m], summary(recs, m, d)) for m in METHODS]
+        sums = [(lab, s) for lab, s in sums if s is not None]
+        if not sums:
+            continue
+        yes = [lab for lab, s in sums if s.get("plateau") is True]
+        no = []
+        for lab, s in sums:
+            if s.get("plateau") is False:
+                dm, dh = s["delta"]
+                no.append(f"{lab} (modes {dm:+.1f}, HQ {100 * dh:+.1f} pts)")
+        na = [lab for lab, s in sums if "plateau" not in s]
+        flat, moving = flat + len(yes), moving + len(no)
+        L.append(f"* **{d}** (cap {sums[0][1]['cap']:,} generator steps): flat at the cap: "
+                 f"{', '.join(yes) or 'none'}; still moving: {', '.join(no) or 'none'}"
+                 + (f"; no plateau check: {', '.join(na)} (no generator before the cap, or no mode count)" if na
+                    else "") + ".")
+    if not flat + moving:
+        return []
+    proj, _ = projection(recs)
+    two_d = (proj["ring8"] + proj["grid25"]) / 7200
+    L += ["", f"**{flat} of {flat + moving}** method × dataset cells with a plateau check are flat at the cap. For "
+              "the still-moving ones the tables give their quality at the cap, not at their plateau (most of them "
+              "are still gaining HQ: samples tightening onto modes they already cover). Doubling the 2-D cap to "
+              f"{2 * CAPS['ring8']:,} steps would cost about {2 * two_d:.1f} h of the 2-core machine for the "
+              "5-seed 2-D grid (twice the projection below), beyond the 3 h target; the records keep no "
+              "checkpoints, so a longer cap is a new grid, not an extension.", ""]
     return L
 
 
@@ -146,22 +200,14 @@ def cost_lines(recs: List[dict]) -> List[str]:
     L = ["### What the grid costs", "",
          "Median `fit` CPU seconds per run (one torch thread: CPU seconds move much less with the machine's load "
          "than wall-clock; process start-up and the final evaluation add 10–30 s), and the full grid "
-         "projected from the medians (methods × seeds, two runs at a time on the 2-core machine).", "",
+         "projected from the medians (methods × seeds, two runs at a time on the 2-core machine). The records come "
+         "from several sessions, each on a fresh VM of the same nominal kind (2 CPUs, `machine` in each record); "
+         "their per-core speed differed by up to about 2× (docs/PERFORMANCE.md §5), so the medians mix them.", "",
          "| method | " + " | ".join(f"{d} CPU s (runs)" for d in DATASETS) + " |", "|---" * (len(DATASETS) + 1) + "|"]
-    proj = {d: 0.0 for d in DATASETS}
-    missing = {d: [] for d in DATASETS}
     for m in METHODS:
-        cells = []
-        for d in DATASETS:
-            xs = cpu(m, d)
-            if xs:
-                med = statistics.median(xs)
-                proj[d] += med * len(seeds_for(d))
-                cells.append(f"{med:.0f} ({len(xs)})")
-            else:
-                missing[d].append(LABELS[m])
-                cells.append("–")
+        cells = [f"{statistics.median(cpu(m, d)):.0f} ({len(cpu(m, d))})" if cpu(m, d) else "–" for d in DATASETS]
         L.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
+    proj, missing = projection(recs)
     two_d = proj["ring8"] + proj["grid25"]
     spent = sum(float(r.get("cpu_s") or 0) for r in recs)
     L += ["", f"Recorded so far: {spent / 3600:.2f} CPU hours in {len(recs)} runs. Projected full grid: ring8 + "

@@ -199,6 +199,10 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
     assert "Our VanillaGAN against PacGAN's GAN row (ours vs published): ring8: modes 8 vs 6.3±0.5, HQ 83.0 % vs " \
            "98.2±0.2 %, KL 0.1 vs 0.45±0.09." in text
     assert "](results/reproduction/convergence_ring8.png)" in text
+    # is the cap the plateau? VanillaGAN flat; WGAN-GP's medians rose 4 -> 7 modes and 30 -> 60 % HQ from cap/2
+    assert ("* **ring8** (cap 2,000 generator steps): flat at the cap: VanillaGAN; still moving: WGAN-GP (modes "
+            "+3.0, HQ +30.0 pts); no plateau check: AE-OT") in text
+    assert "**1 of 2** method × dataset cells with a plateau check are flat at the cap" in text
     # the cost: median fit CPU s per run (2000/110 = 18 s), projected over 5 seeds of each method with records
     assert "| VanillaGAN | 18 (3) | – | – |" in text and "| AE-OT | 18 (1) | – | – |" in text
     assert "Recorded so far: 0.04 CPU hours in 7 runs" in text  # 7 × 18.18 s

@@ -196,12 +196,14 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
         # evaluations before it are not the same generator's, so there is no plateau to check
         out["after_cap"] = True
     elif all(h is not None and "eval/modes" in h for h in halves) and all("eval/modes" in e for e in ends):
-        dm = abs(statistics.median(e["eval/modes"] for e in ends) - statistics.median(h["eval/modes"] for h in halves))
+        sm = statistics.median(e["eval/modes"] for e in ends) - statistics.median(h["eval/modes"] for h in halves)
         has_hq = all("eval/hq" in e for e in ends) and all("eval/hq" in h for h in halves)
-        dh = abs(statistics.median(e["eval/hq"] for e in ends) - statistics.median(h["eval/hq"] for h in halves)) \
+        sh = statistics.median(e["eval/hq"] for e in ends) - statistics.median(h["eval/hq"] for h in halves) \
             if has_hq else 0.0
+        dm, dh = abs(sm), abs(sh)
         out["plateau"] = bool(dm <= PLATEAU_MODES_BY_DATA.get(data, PLATEAU_MODES) and dh <= PLATEAU_HQ)
         out["moved"] = (dm, dh)
+        out["delta"] = (sm, sh)  # signed: median at the cap minus median at cap/2 (modes, HQ fraction)
     return out
 
 
