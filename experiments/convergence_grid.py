@@ -59,6 +59,11 @@ CONFIG_PATHS: Dict[str, str] = dict(_SHORT_GRID_CONFIGS)
 OUT = ROOT / "docs" / "results" / "reproduction"
 RECORDS = OUT / "runs"
 RUNS = ROOT / "runs" / "convergence"
+#: the plateau probe: single seeds trained past the grid's cap (same protocol otherwise), to find where the curves
+#: that are still moving at the cap flatten; its records are kept apart from the grid's
+PROBE_RECORDS = OUT / "probe"
+PROBE_RUNS = ROOT / "runs" / "probe"
+PROBE_CAP = 64000
 
 
 def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> Path:
@@ -82,6 +87,68 @@ def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequenc
         list(pool.map(lambda j: run_one(*j, runs=runs, records=records), todo))
 
 
+def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = PROBE_CAP, jobs: int = 2,
+          runs: Path = PROBE_RUNS, records: Path = PROBE_RECORDS) -> None:
+    """The plateau probe: each (seed, data, method) without a probe record, trained to ``cap`` generator steps on the
+    grid's protocol (log2 evaluations, the same configs and evaluation), recorded under ``records``."""
+    todo = [(m, d, s) for s in seeds for d in datasets for m in methods
+            if not _record_path(records, d, m, s).exists()]
+    print(f"[probe] {len(todo)} runs to {cap:,} generator steps, {jobs} at a time; records in {records}", flush=True)
+    with ThreadPoolExecutor(max(1, int(jobs))) as pool:
+        list(pool.map(lambda j: run_anytime(*j, runs, records, cap=cap, config_paths=CONFIG_PATHS or None, root=ROOT),
+                      todo))
+
+
+def flat_from(rec: dict) -> Optional[int]:
+    """The first evaluation step s (≥ 1,000) from which the curve stays within the plateau rule: for every pair of
+    evaluations (t, 2t) with t ≥ s up to the cap, |Δ modes| ≤ the dataset's threshold and |Δ HQ| ≤ PLATEAU_HQ;
+    ``None`` when even the last pair (cap/2, cap) moves more."""
+    from zoo.anytime import PLATEAU_MODES_BY_DATA
+
+    tol_m = PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
+    rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r and int(r["gen_step"]) <= rec["cap"]}
+    steps = sorted(s for s in rows if s >= 1000 and 2 * s in rows)
+
+    def ok(t: int) -> bool:
+        a, b = rows[t], rows[2 * t]
+        return abs(b["eval/modes"] - a["eval/modes"]) <= tol_m and \
+            abs(b.get("eval/hq", 0.0) - a.get("eval/hq", 0.0)) <= PLATEAU_HQ
+
+    first = None
+    for t in reversed(steps):  # the longest tail of pairs that all hold
+        if not ok(t):
+            break
+        first = t
+    return first
+
+
+def probe_lines(recs: List[dict]) -> List[str]:
+    """The plateau probe's table: per record the modes and HQ at each doubling from the grid's cap/4 to the probe's
+    cap, and the step from which it is flat (:func:`flat_from`)."""
+    if not recs:
+        return []
+    steps = sorted({int(r["gen_step"]) for rec in recs for r in rec["curve"]
+                    if "eval/modes" in r and CAPS.get(rec["data"], 0) // 4 <= int(r["gen_step"]) <= rec["cap"]})
+    L = ["### Plateau probe: past the cap, one seed", "",
+         "Single runs on the grid's protocol trained past its cap "
+         "(`OMP_NUM_THREADS=1 python experiments/reproduction.py probe --data D --methods M --seeds 0`; records in "
+         "`docs/results/reproduction/probe/`), to find where the curves still moving at the cap flatten. Cells: "
+         "modes / HQ % at each evaluation; *flat from* s: every later doubling (t → 2t, t ≥ s) moves by ≤ "
+         f"{PLATEAU_MODES:g} mode (stacked digits 10) and ≤ {PLATEAU_HQ * 100:g} HQ points.", "",
+         "| data | method | seed | " + " | ".join(f"{s:,}" for s in steps) + " | flat from |",
+         "|---" * (len(steps) + 4) + "|"]
+    for rec in sorted(recs, key=lambda r: (DATASETS.index(r["data"]) if r["data"] in DATASETS else 9,
+                                           METHODS.index(r["method"]) if r["method"] in METHODS else 99, r["seed"])):
+        rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r}
+        cells = [(f"{rows[s]['eval/modes']:g} / {100 * rows[s].get('eval/hq', float('nan')):.0f}" if s in rows else "")
+                 for s in steps]
+        f = flat_from(rec)
+        verdict = f"{f:,}" if f else f"not flat at {rec['cap']:,}"
+        L.append(f"| {rec['data']} | {LABELS.get(rec['method'], rec['method'])} | {rec['seed']} | "
+                 + " | ".join(cells) + f" | {verdict} |")
+    return L + [""]
+
+
 def as_runs(recs: List[dict]) -> list:
     """The records as the report's :class:`reproduction_grid.Run` rows: the metrics of the final evaluation (at the
     cap; AE-OT's after its OT solve), the run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
@@ -103,7 +170,8 @@ def as_runs(recs: List[dict]) -> list:
     return out
 
 
-def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[Path] = None) -> List[str]:
+def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[Path] = None,
+            probe_recs: Sequence[dict] = ()) -> List[str]:
     """The report's convergence section (Markdown lines), from the records alone; with ``fig_dir`` the figures are
     written there and linked relative to ``report``."""
     L = ["## Convergence grid (issue 18): anytime curves to the plateau", "",
@@ -130,6 +198,7 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
                 L += ["", f"![{data}: modes, HQ and KL against generator steps and seconds]({link})"]
         L.append("")
     L += plateau_lines(recs)
+    L += probe_lines(list(probe_recs))
     L += cost_lines(recs)
     L += beside_published(recs)
     return L

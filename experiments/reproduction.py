@@ -1,6 +1,7 @@
 """Reproduction report (issue #10): run the mode-collapse grid and regenerate ``docs/REPRODUCTION.md``.
 
     OMP_NUM_THREADS=1 python experiments/reproduction.py run   [--data ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2]
+    OMP_NUM_THREADS=1 python experiments/reproduction.py probe --methods wgan_gp srgan [--data ring8] [--cap 64000]
     OMP_NUM_THREADS=1 python experiments/reproduction.py run-short [--data ring8 grid25 stacked_digits] [--seeds 0 1 2]
                                                                [--budget ring8=1000steps ...] [--out runs/reproduction]
     python experiments/reproduction.py write [--runs runs/reproduction] [--out docs/REPRODUCTION.md]
@@ -70,6 +71,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     c.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     c.add_argument("--runs", default=str(cg.RUNS), help="run folders (git-ignored; a killed run resumes there)")
     c.add_argument("--records", default=str(cg.RECORDS), help="where the records go (committed)")
+    q = sub.add_parser("probe", help="the plateau probe: single seeds trained past the grid's cap (default "
+                                     f"{cg.PROBE_CAP:,} steps), records in {rel(cg.PROBE_RECORDS)}")
+    q.add_argument("--data", nargs="+", default=["ring8", "grid25"], choices=cg.DATASETS)
+    q.add_argument("--methods", nargs="+", required=True, choices=cg.METHODS)
+    q.add_argument("--seeds", nargs="+", type=int, default=[0])
+    q.add_argument("--cap", type=int, default=cg.PROBE_CAP, help="generator steps (a power of two times 250 keeps "
+                                                                   "the last evaluation on the log2 schedule)")
+    q.add_argument("--jobs", type=int, default=2)
+    q.add_argument("--runs", default=str(cg.PROBE_RUNS))
+    q.add_argument("--records", default=str(cg.PROBE_RECORDS))
     r = sub.add_parser("run-short", help="the 2,000-step grid of issue 10 behind sections 1-3 (resumable)")
     r.add_argument("--data", nargs="+", default=DATASETS, choices=DATASETS)
     r.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
@@ -89,6 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     if a.cmd == "run":
         cg.run(a.data, a.methods, a.seeds, a.jobs, Path(a.runs), Path(a.records))
+        return 0
+    if a.cmd == "probe":
+        cg.probe(a.data, a.methods, a.seeds, a.cap, a.jobs, Path(a.runs), Path(a.records))
         return 0
     if a.cmd == "run-short":
         budgets = dict(BUDGETS)

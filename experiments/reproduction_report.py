@@ -986,8 +986,9 @@ def environment(ctx: Ctx) -> List[str]:
                     + (f"; the short grid: {outcomes / 60:.1f} min including process start-up and evaluation "
                        f"(its `compare.json` outcomes)" if outcomes else "")],
         ["runs finished", f"{dates[0]} … {dates[-1]}" if dates else "–"],
-        ["why this budget", (f"{', '.join(ctx.converged)}: the convergence grid's cap, where most curves have "
-                             "flattened (plateau check per method in the section below). " if ctx.converged else "")
+        ["why this budget", (f"{', '.join(ctx.converged)}: the convergence grid's cap (whether each method's curve "
+                             "has flattened there is checked per method in the section below; not all have). "
+                             if ctx.converged else "")
                             + (f"Short grid ({', '.join(d for d in DATASETS if d not in ctx.converged)}): "
                                if ctx.converged else "") + BUDGET_WHY],
         ["regenerate", "`OMP_NUM_THREADS=1 python experiments/reproduction.py run` (the convergence grid; resumable, "
@@ -1042,7 +1043,8 @@ def convergence_section(ctx: Ctx) -> List[str]:
     if not recs:
         return ["## Convergence grid (issue 18)", "", "No records yet: `OMP_NUM_THREADS=1 python "
                 "experiments/reproduction.py run` trains the grid and records each run.", ""]
-    return section(recs, fig_dir=ctx.out.parent / "results" / "reproduction", report=ctx.out)
+    return section(recs, fig_dir=ctx.out.parent / "results" / "reproduction", report=ctx.out,
+                   probe_recs=load_records(ctx.docs / "results" / "reproduction" / "probe"))
 
 
 def build(ctx: Ctx, date: Optional[str] = None) -> str:

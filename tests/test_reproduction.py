@@ -162,11 +162,11 @@ def test_reproduction_configs_exist(repro):
 
 
 # ------------------------------------------------------------------ the convergence grid (issue 18): records only
-def _record(root: Path, method: str, data: str, seed: int, modes: list, hq: list) -> None:
+def _record(root: Path, method: str, data: str, seed: int, modes: list, hq: list, folder: str = "runs") -> None:
     steps = [250 * 2**k for k in range(len(modes))]
     curve = [{"gen_step": s, "wall_s": s / 100, "cpu_s": s / 110, "eval/modes": m, "eval/hq": h, "eval/kl": 0.1}
              for s, m, h in zip(steps, modes, hq)]
-    p = root / "results" / "reproduction" / "runs" / data / f"{method}-s{seed}.json"
+    p = root / "results" / "reproduction" / folder / data / f"{method}-s{seed}.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps({"method": method, "data": data, "seed": seed, "cap": steps[-1], "status": "complete",
                              "wall_s": steps[-1] / 100, "cpu_s": steps[-1] / 110, "curve": curve}))
@@ -255,3 +255,30 @@ def test_convergence_curve_merges_the_evaluation_rows_of_metrics_csv(tmp_path):
     assert cg.read_curve(tmp_path) == [
         {"gen_step": 250, "eval/modes": 7.0, "eval/hq": 0.5, "eval/w2": 0.3, "wall_s": 2.6, "cpu_s": 2.1},
         {"gen_step": 500, "eval/modes": 8.0, "eval/hq": 0.75, "eval/w2": 0.2, "wall_s": 5.0, "cpu_s": 4.0}]
+
+
+def test_plateau_probe_finds_where_each_curve_flattens(tmp_path, monkeypatch, repro):
+    """The probe trains past the cap to the probe's cap (skipping recorded runs) and reports, per record, the first
+    evaluation from which every later doubling moves by ≤ 1 mode and ≤ 5 HQ points (hand-computed below)."""
+    import convergence_grid as cg
+
+    docs = tmp_path / "docs"
+    probe = docs / "results" / "reproduction" / "probe"
+    # 250·2^k up to 64,000. SR-GAN: +1 mode and +40 HQ pts from 16k to 32k, then +0 / +2 -> flat from 32,000.
+    _record(docs, "srgan", "ring8", 0, [0, 1, 3, 4, 5, 6, 7, 8, 8], [0, 0, 0, .1, .2, .3, .5, .9, .92], "probe")
+    # WGAN-GP: HQ still +6 pts over the last doubling -> not flat at its cap
+    _record(docs, "wgan_gp", "ring8", 0, [0, 1, 8, 8, 8, 8, 8, 8, 8], [0, 0, .1, .2, .3, .4, .5, .6, .66], "probe")
+    recs = cg.load_records(probe)
+    assert {r["method"]: cg.flat_from(r) for r in recs} == {"srgan": 32000, "wgan_gp": None}
+    _record(docs, "vanilla", "ring8", 0, [2, 5, 8, 8], [0.1, 0.5, 0.80, 0.82])  # the grid itself (cap 2,000)
+    text = repro.write(tmp_path / "no_runs", docs / "REPRODUCTION.md", docs=docs, date="2000-01-02", record=None)
+    row = next(ln for ln in text.splitlines() if ln.startswith("| ring8 | SR-GAN | 0 |"))
+    assert row.endswith("| 8 / 90 | 8 / 92 | 32,000 |")
+    assert next(ln for ln in text.splitlines() if ln.startswith("| ring8 | WGAN-GP | 0 |")).endswith(
+        "| not flat at 64,000 |")
+    # the runner: only runs without a probe record, each to the probe's cap
+    ran = []
+    monkeypatch.setattr(cg, "run_anytime", lambda *a, **k: ran.append((a[:3], k["cap"])))
+    cg.probe(["ring8"], ["srgan", "sngan"], [0, 1], cap=32000, jobs=1, runs=tmp_path / "runs", records=probe)
+    assert sorted(ran) == [(("sngan", "ring8", 0), 32000), (("sngan", "ring8", 1), 32000),
+                           (("srgan", "ring8", 1), 32000)]
