@@ -1070,12 +1070,17 @@ def build(ctx: Ctx, date: Optional[str] = None) -> str:
 
 def with_convergence_records(runs: List[Run], budgets: Dict[str, str], records: Path
                              ) -> Tuple[List[Run], Tuple[str, ...]]:
-    """Per dataset: where the convergence grid has committed records, its runs (at the cap) replace the short grid's
-    and ``budgets`` gets the cap; returns the runs and those datasets."""
+    """Per dataset: once the convergence grid has a committed record of every method there, its runs (at the cap)
+    replace the short grid's and ``budgets`` gets the cap; returns the runs and those datasets. A dataset whose
+    convergence grid has only begun keeps the short grid's cells (a table with most methods blank would rank
+    nothing); its records still appear in the convergence section."""
     from convergence_grid import as_runs, load_records
 
     recs = load_records(records) if Path(records).exists() else []
-    converged = tuple(d for d in DATASETS if any(r["data"] == d for r in recs))
+    converged = tuple(d for d in DATASETS
+                      if all(any(r["data"] == d and r["method"] == m for r in recs)
+                             for m in METHODS if (m, d) not in UNSUPPORTED))
+    recs = [r for r in recs if r["data"] in converged]
     for d in converged:
         budgets[d] = f"{max(int(r['cap']) for r in recs if r['data'] == d)}steps"
     return [r for r in runs if r.data not in converged] + as_runs(recs), converged
