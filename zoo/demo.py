@@ -39,8 +39,8 @@ def show_committed(data: str = "ring8") -> str:
                   "docs/results/reproduction/runs; `python experiments/reproduction.py run` makes them)."]
     else:
         methods = list(dict.fromkeys(r["method"] for r in sorted(recs, key=lambda r: r["method"])))
-        lines += [f"At the plateau ({recs[0]['cap']:,} generator steps, committed records, {len(recs)} runs), {data}:",
-                  ""] + table(recs, data, {m: m for m in methods})
+        lines += [f"After {recs[0]['cap']:,} generator steps (committed records, {len(recs)} runs; the plateau column "
+                  f"says which methods have flattened there), {data}:", ""] + table(recs, data, {m: m for m in methods})
         fig = folder.parent / f"convergence_{data}.png"
         if fig.exists():
             lines += ["", f"Curves against generator steps and seconds: {fig}"]
