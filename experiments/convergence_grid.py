@@ -40,7 +40,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import run_anytime, table  # noqa: E402
+from zoo.anytime import PLATEAU_MODES_BY_DATA, run_anytime, table  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -70,41 +70,36 @@ def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> P
     return _record_path(records, data, method, seed)
 
 
-def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path = RECORDS) -> Optional[Path]:
-    """One grid run and its record (:func:`zoo.anytime.run_anytime`)."""
-    return run_anytime(method, data, seed, runs, records, config_paths=CONFIG_PATHS or None, root=ROOT)
+def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path = RECORDS,
+            cap: Optional[int] = None) -> Optional[Path]:
+    """One grid run and its record (:func:`zoo.anytime.run_anytime`; ``cap`` None: the grid's cap of ``data``)."""
+    return run_anytime(method, data, seed, runs, records, cap=cap, config_paths=CONFIG_PATHS or None, root=ROOT)
 
 
 def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequence[int]], jobs: int = 2,
-        runs: Path = RUNS, records: Path = RECORDS) -> None:
+        runs: Path = RUNS, records: Path = RECORDS, cap: Optional[int] = None) -> None:
     """Every (seed, data, method) without a record, ``jobs`` at a time (seeds first: complete seeds land first;
-    ``seeds=None``: each dataset's default, :func:`seeds_for`)."""
+    ``seeds=None``: each dataset's default, :func:`seeds_for`; ``cap`` None: each dataset's grid cap)."""
     all_seeds = sorted({s for d in datasets for s in seeds_for(d, seeds)})
     todo = [(m, d, s) for s in all_seeds for d in datasets for m in methods
             if s in seeds_for(d, seeds) and not record_path(d, m, s, records).exists()]
-    print(f"[convergence] {len(todo)} runs to do, {jobs} at a time; records in {records}", flush=True)
+    print(f"[convergence] {len(todo)} runs to do{f' to {cap:,} generator steps' if cap else ''}, {jobs} at a time; "
+          f"records in {records}", flush=True)
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
-        list(pool.map(lambda j: run_one(*j, runs=runs, records=records), todo))
+        list(pool.map(lambda j: run_one(*j, runs=runs, records=records, cap=cap), todo))
 
 
 def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = PROBE_CAP, jobs: int = 2,
           runs: Path = PROBE_RUNS, records: Path = PROBE_RECORDS) -> None:
-    """The plateau probe: each (seed, data, method) without a probe record, trained to ``cap`` generator steps on the
-    grid's protocol (log2 evaluations, the same configs and evaluation), recorded under ``records``."""
-    todo = [(m, d, s) for s in seeds for d in datasets for m in methods
-            if not _record_path(records, d, m, s).exists()]
-    print(f"[probe] {len(todo)} runs to {cap:,} generator steps, {jobs} at a time; records in {records}", flush=True)
-    with ThreadPoolExecutor(max(1, int(jobs))) as pool:
-        list(pool.map(lambda j: run_anytime(*j, runs, records, cap=cap, config_paths=CONFIG_PATHS or None, root=ROOT),
-                      todo))
+    """The plateau probe: :func:`run` to ``cap`` generator steps (the grid's protocol otherwise: log2 evaluations,
+    the same configs and evaluation), its records and run folders kept apart from the grid's."""
+    run(datasets, methods, seeds, jobs, runs, records, cap=cap)
 
 
 def flat_from(rec: dict) -> Optional[int]:
     """The first evaluation step s (≥ 1,000) from which the curve stays within the plateau rule: for every pair of
     evaluations (t, 2t) with t ≥ s up to the cap, |Δ modes| ≤ the dataset's threshold and |Δ HQ| ≤ PLATEAU_HQ;
     ``None`` when even the last pair (cap/2, cap) moves more."""
-    from zoo.anytime import PLATEAU_MODES_BY_DATA
-
     tol_m = PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
     rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r and int(r["gen_step"]) <= rec["cap"]}
     steps = sorted(s for s in rows if s >= 1000 and 2 * s in rows)
@@ -204,6 +199,11 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
     return L
 
 
+def _cpu(recs: List[dict], method: str, data: str) -> List[float]:
+    """The ``fit`` CPU seconds of the records of (method, data) that have them."""
+    return [float(r["cpu_s"]) for r in recs if r["method"] == method and r["data"] == data and r.get("cpu_s")]
+
+
 def projection(recs: List[dict]) -> tuple:
     """({data: projected CPU seconds of the full grid}, {data: labels of methods without a record}): Σ over the
     methods with records of median ``fit`` CPU seconds × the dataset's number of seeds."""
@@ -212,7 +212,7 @@ def projection(recs: List[dict]) -> tuple:
     proj, missing = {d: 0.0 for d in DATASETS}, {d: [] for d in DATASETS}
     for m in METHODS:
         for d in DATASETS:
-            xs = [float(r["cpu_s"]) for r in recs if r["method"] == m and r["data"] == d and r.get("cpu_s")]
+            xs = _cpu(recs, m, d)
             if xs:
                 proj[d] += statistics.median(xs) * len(seeds_for(d))
             else:
@@ -263,9 +263,6 @@ def cost_lines(recs: List[dict]) -> List[str]:
     Σ over methods and seeds of the medians, on the 2-core machine (two runs at a time)."""
     import statistics
 
-    def cpu(m: str, d: str) -> List[float]:
-        return [float(r["cpu_s"]) for r in recs if r["method"] == m and r["data"] == d and r.get("cpu_s")]
-
     L = ["### What the grid costs", "",
          "Median `fit` CPU seconds per run (one torch thread: CPU seconds move much less with the machine's load "
          "than wall-clock; process start-up and the final evaluation add 10–30 s), and the full grid "
@@ -274,7 +271,8 @@ def cost_lines(recs: List[dict]) -> List[str]:
          "their per-core speed differed by up to about 2× (docs/PERFORMANCE.md §5), so the medians mix them.", "",
          "| method | " + " | ".join(f"{d} CPU s (runs)" for d in DATASETS) + " |", "|---" * (len(DATASETS) + 1) + "|"]
     for m in METHODS:
-        cells = [f"{statistics.median(cpu(m, d)):.0f} ({len(cpu(m, d))})" if cpu(m, d) else "–" for d in DATASETS]
+        cells = [f"{statistics.median(xs):.0f} ({len(xs)})" if xs else "–"
+                 for xs in (_cpu(recs, m, d) for d in DATASETS)]
         L.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
     proj, missing = projection(recs)
     two_d = proj["ring8"] + proj["grid25"]
