@@ -225,7 +225,9 @@ def test_convergence_records_replace_the_short_grid_per_dataset(tmp_path, repro)
     assert cells[1:3] == ["8.00 ± 0.00", "95.0 ± 0.0"]       # not the short grid's 7.00 ± 1.00 / 80.0 ± 10.0
     assert cells[7] == "550.0 ± 70.7"                         # stacked digits: still the short grid
     assert cells[10] == "0,1,2 / – / 0,1"                     # the short grid's failed ring8 seed 3 is gone too
-    assert "ring8: 2000 generator steps (convergence grid)" in text  # the records' cap and "stacked_digits: 45 generator steps (short grid)" in text
+    # the records' cap for ring8, the short grid's budget for stacked digits
+    assert "ring8: 2000 generator steps (convergence grid)" in text
+    assert "stacked_digits: 45 generator steps (short grid)" in text
     # the verdict reads the converged cells: 8/8 ring modes at 95 % HQ; grid25 has no vanilla run at all
     assert "the grid has no complete vanilla runs on ring8 and grid25 yet" in text
     assert "| ring8 | vanilla | 0 | complete |" in text
