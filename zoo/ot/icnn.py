@@ -132,8 +132,10 @@ class ICNN(nn.Module):
         """Project the z-path weights onto W ≥ 0 (``clamp`` mode; a no-op with ``softplus``)."""
         if self.positivity != "clamp":
             return
-        for w in list(self.z_weights) + ([self.w_out] if self.w_out is not None else []):
-            w.clamp_(min=0)  # W ← max(W, 0)
+        for w in self.z_weights:
+            w.clamp_(min=0)
+        if self.w_out is not None:
+            self.w_out.clamp_(min=0)
 
     def is_convex_parametrisation(self) -> bool:
         """True when every z-path weight in use is ≥ 0 (always true for ``softplus``)."""
