@@ -18,7 +18,7 @@ from reproduction_grid import (ADDED_CONFIGS, BUDGETS, BUDGET_WHY, CONFIG_PATHS,
                                METHODS, N_MODES, RECORD, REGEN, ROOT, RUNS_DIR, RUN_CMD, Run, SEEDS, UNSUPPORTED,
                                compare_seconds, grid_budgets, grid_cells, load_json, load_record, load_runs,
                                mean_std, rel, save_record)
-CONV_RECORDS = ROOT / "docs" / "results" / "reproduction" / "runs"  # the convergence grid's committed records
+from convergence_grid import RECORDS as CONV_RECORDS  # the convergence grid's committed records (one definition)
 from reproduction_published import (AEOT_FID, DEMO, PACGAN_T1, PACGAN_T2, PACGAN_T3, Published, SNGAN_BASELINE,
                                     VEEGAN_T1, VEEGAN_T2, W2B_TABLE)
 
@@ -130,6 +130,7 @@ class Ctx:
     compare_s: float = 0.0
     source: str = ""    # where the runs were read from (the run folders, or the committed record)
     converged: Tuple[str, ...] = ()  # datasets whose cells are the convergence grid's records (at its cap)
+    conv_recs: Tuple[dict, ...] = ()  # the convergence grid's committed records (loaded once by write)
 
     def cell(self, method: str, data: str) -> Cell:
         return self.cells.get((method, data), Cell([], []))
@@ -1039,7 +1040,7 @@ def convergence_section(ctx: Ctx) -> List[str]:
     """The convergence grid (issue 18) from its committed records under ``<docs>/results/reproduction/runs``."""
     from convergence_grid import load_records, section
 
-    recs = load_records(ctx.docs / "results" / "reproduction" / "runs")
+    recs = list(ctx.conv_recs)
     if not recs:
         return ["## Convergence grid (issue 18)", "", "No records yet: `OMP_NUM_THREADS=1 python "
                 "experiments/reproduction.py run` trains the grid and records each run.", ""]
@@ -1068,15 +1069,14 @@ def build(ctx: Ctx, date: Optional[str] = None) -> str:
     return "\n".join(L).rstrip() + "\n"
 
 
-def with_convergence_records(runs: List[Run], budgets: Dict[str, str], records: Path
+def with_convergence_records(runs: List[Run], budgets: Dict[str, str], recs: Sequence[dict]
                              ) -> Tuple[List[Run], Tuple[str, ...]]:
     """Per dataset: once the convergence grid has a committed record of every method there, its runs (at the cap)
     replace the short grid's and ``budgets`` gets the cap; returns the runs and those datasets. A dataset whose
     convergence grid has only begun keeps the short grid's cells (a table with most methods blank would rank
     nothing); its records still appear in the convergence section."""
-    from convergence_grid import as_runs, load_records
+    from convergence_grid import as_runs
 
-    recs = load_records(records) if Path(records).exists() else []
     converged = tuple(d for d in DATASETS
                       if all(any(r["data"] == d and r["method"] == m for r in recs)
                              for m in METHODS if (m, d) not in UNSUPPORTED))
@@ -1099,9 +1099,13 @@ def write(runs_dir: Path = RUNS_DIR, out: Path = DOC, docs: Optional[Path] = Non
         runs, budgets, seconds = load_record(Path(record))
         source = f"read from `{rel(Path(record))}` (the record of the grid's `results.json`; run folders absent)"
     docs = Path(docs) if docs else ROOT / "docs"
-    runs, converged = with_convergence_records(runs, budgets, docs / "results" / "reproduction" / "runs")
+    from convergence_grid import load_records
+
+    conv_dir = docs / "results" / "reproduction" / "runs"
+    conv_recs = tuple(load_records(conv_dir)) if conv_dir.exists() else ()
+    runs, converged = with_convergence_records(runs, budgets, conv_recs)
     ctx = Ctx(runs_dir=runs_dir, docs=docs, out=out, runs=runs, cells=grid_cells(runs), budgets=budgets,
-              compare_s=seconds, source=source, converged=converged)
+              compare_s=seconds, source=source, converged=converged, conv_recs=conv_recs)
     text = build(ctx, date)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
