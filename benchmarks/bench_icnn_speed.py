@@ -4,6 +4,7 @@
     python benchmarks/bench_icnn_speed.py --before 17136aa            # ring8 + digits, 3 rounds
     python benchmarks/bench_icnn_speed.py --before 17136aa --quick    # smoke run (one round, few steps)
     python benchmarks/bench_icnn_speed.py --profile                   # per-op tables of one discriminator update
+    python benchmarks/bench_icnn_speed.py --breakdown --warmup 300     # where a generator step's time goes
 
 Every measurement is a real ``pl.Trainer.fit`` of the committed config (``configs/icnn_w2gan/<data>.yaml``,
 VanillaGAN's ``configs/vanilla/<data>.yaml`` as the yardstick) in its own process with one torch thread, the process
@@ -49,8 +50,12 @@ CONFIGS = {
 
 
 # ------------------------------------------------------------------------------------------- worker
-def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, seed: int) -> dict:
-    """One fit in this process with the code of ``tree``; returns the timing record (printed as JSON)."""
+def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, seed: int,
+           breakdown: bool = False) -> dict:
+    """One fit in this process with the code of ``tree``; returns the timing record (printed as JSON). With
+    ``breakdown``: also the wall ms per generator step inside each of the module's parts (its discriminator and
+    generator steps, the W2GN loss's forward, ``manual_backward``, each optimizer's step, ``generate``,
+    ``transport``, ``convexify``), timed by wrappers around them over the clocked steps (nested parts overlap)."""
     sys.path.insert(0, tree)
     os.chdir(tree)
     import importlib
@@ -87,6 +92,31 @@ def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, see
     model.ensure_built(dm.data_shape)
     build_s = time.perf_counter() - t_build
     marks = {}
+    parts: dict = {}
+
+    def clocked(fn, key):  # fn, adding its wall time to parts[key] while the clock runs
+        def wrapper(*args, **kw):
+            if "w0" not in marks or "w1" in marks:
+                return fn(*args, **kw)
+            t = time.perf_counter()
+            out = fn(*args, **kw)
+            parts[key] = parts.get(key, 0.0) + time.perf_counter() - t
+            return out
+        return wrapper
+
+    def timed(obj, name, key):
+        setattr(obj, name, clocked(getattr(obj, name), key))
+
+    if breakdown:
+        icnn_mod = importlib.import_module("zoo.icnn_w2gan")
+        for name in ("discriminator_step", "generator_step", "manual_backward", "generate", "transport"):
+            timed(model, name, name)
+        for net in ("psi", "psi_bar"):
+            if getattr(model, net, None) is not None:
+                timed(getattr(model, net), "convexify", f"{net}.convexify")
+        if hasattr(icnn_mod, "_w2gn_loss"):
+            make_loss = icnn_mod._w2gn_loss
+            icnn_mod._w2gn_loss = lambda compiled: clocked(make_loss(compiled), "W2GN loss forward")
 
     class Timer(pl.Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -98,6 +128,10 @@ def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, see
 
         def on_train_start(self, trainer, module):
             marks["start"] = time.perf_counter()
+            if breakdown:
+                for i, opt in enumerate(module.optimizers() if isinstance(module.optimizers(), list)
+                                        else [module.optimizers()]):
+                    timed(opt, "step", f"optimizer {i} step")
 
     tcfg = cfg.get("trainer") or {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,8 +140,11 @@ def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, see
                              enable_progress_bar=False, enable_model_summary=False, callbacks=[Timer()])
         trainer.fit(model, datamodule=dm)
     n = marks["g1"] - marks["g0"]
-    return dict(ms_wall=1e3 * (marks["w1"] - marks["w0"]) / n, ms_cpu=1e3 * (marks["c1"] - marks["c0"]) / n,
-                gen_steps=n, warmup_s=marks["w0"] - marks["start"], build_s=build_s)
+    rec = dict(ms_wall=1e3 * (marks["w1"] - marks["w0"]) / n, ms_cpu=1e3 * (marks["c1"] - marks["c0"]) / n,
+               gen_steps=n, warmup_s=marks["w0"] - marks["start"], build_s=build_s)
+    if breakdown:
+        rec["parts_ms"] = {k: round(1e3 * v / n, 3) for k, v in sorted(parts.items(), key=lambda kv: -kv[1])}
+    return rec
 
 
 # ------------------------------------------------------------------------------------------- profile
@@ -172,9 +209,11 @@ def profile_step(data: str, reps: int = 30) -> None:
 
 
 # ------------------------------------------------------------------------------------------- parent
-def run_variant(tree: Path, config: str, overrides: dict, warmup: int, steps: int, seed: int) -> dict:
+def run_variant(tree: Path, config: str, overrides: dict, warmup: int, steps: int, seed: int,
+                breakdown: bool = False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--tree", str(tree), "--config", config,
            "--overrides", json.dumps(overrides), "--warmup", str(warmup), "--steps", str(steps), "--seed", str(seed)]
+    cmd += ["--breakdown"] if breakdown else []
     out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(tree)))
     if out.returncode != 0:
         raise SystemExit(f"worker failed ({config}, {overrides}):\n{out.stderr[-3000:]}")
@@ -193,13 +232,15 @@ def main() -> None:
     ap.add_argument("--json", help="also write the raw records here")
     ap.add_argument("--profile", action="store_true",
                     help="only print per-op profiles of the discriminator update (autograd / closed form / compiled)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only time the parts of a generator step of this tree's compiled config (one fit per data)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        print(json.dumps(worker(a.tree, a.config, json.loads(a.overrides), a.warmup, a.steps, a.seed)))
+        print(json.dumps(worker(a.tree, a.config, json.loads(a.overrides), a.warmup, a.steps, a.seed, a.breakdown)))
         return
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import _common
@@ -213,6 +254,15 @@ def main() -> None:
 
     if a.quick:
         a.rounds, a.warmup, a.steps = 1, 10, 40
+    if a.breakdown:
+        print(_common.header(f"parts of a generator step, warm-up {a.warmup} generator steps, timed {a.steps}"))
+        print("| data | ms per generator step (wall) | " + " | ".join(["part: ms per generator step (share)"]) + " |")
+        print("|---|---|---|")
+        for data in a.data:
+            rec = run_variant(ROOT, CONFIGS[data][0], {"compile": True}, a.warmup, a.steps, a.seed, breakdown=True)
+            parts = ", ".join(f"{k} {v:.2f} ({100 * v / rec['ms_wall']:.0f} %)" for k, v in rec["parts_ms"].items())
+            print(f"| {data} | {rec['ms_wall']:.2f} | {parts} |", flush=True)
+        return
     print(_common.header(f"rounds {a.rounds}, warm-up {a.warmup} generator steps, timed {a.steps}"))
     tmp = tempfile.mkdtemp(prefix="icnn-before-")
     variants = {}
