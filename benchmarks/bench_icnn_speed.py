@@ -194,6 +194,24 @@ def profile_step(data: str, reps: int = 30) -> None:
             for _ in range(reps):
                 step()
         ev = prof.key_averages()
+        if variant == "closed_form":  # matmul FLOPs of one update (loss + backward), and what they cost at this machine's
+            from torch.utils.flop_counter import FlopCounterMode  # single-thread matmul rate at the batch × width
+
+            with FlopCounterMode(display=False) as fc:
+                fn(psi, bar, x, y, float(d), grad).backward()
+            psi.zero_grad(set_to_none=True)
+            bar.zero_grad(set_to_none=True)
+            a, b = torch.randn(2 * n, hidden[0]), torch.randn(hidden[0], hidden[0])
+            for _ in range(20):
+                a @ b
+            t1 = time.perf_counter()
+            for _ in range(500):
+                a @ b
+            rate = 2 * a.shape[0] * hidden[0] ** 2 * 500 / (time.perf_counter() - t1)
+            flops = fc.get_total_flops()
+            print(f"\n#### {data}: matmul FLOPs per update {flops / 1e6:.1f} M (torch.utils.flop_counter); "
+                  f"a ({2 * n}×{hidden[0]}) @ ({hidden[0]}×{hidden[0]}) matmul runs at {rate / 1e9:.1f} GFLOP/s on "
+                  f"this thread, so the update's matmuls would take {1e3 * flops / rate:.2f} ms at that rate")
         total = sum(e.self_cpu_time_total for e in ev)
         share = lambda pred: 100 * sum(e.self_cpu_time_total for e in ev if pred(e.key)) / total  # noqa: E731
         mm = share(lambda k: k in ("aten::mm", "aten::addmm", "aten::bmm"))
