@@ -141,7 +141,36 @@ def probe_lines(recs: List[dict]) -> List[str]:
         verdict = f"{f:,}" if f else f"not flat at {rec['cap']:,}"
         L.append(f"| {rec['data']} | {LABELS.get(rec['method'], rec['method'])} | {rec['seed']} | "
                  + " | ".join(cells) + f" | {verdict} |")
+    flat = [rec for rec in recs if flat_from(rec)]
+    L += ["", f"Flat by the probe's cap: **{len(flat)} of {len(recs)}** runs"
+          + (f" ({', '.join(_who(r) for r in flat)})" if flat else "") + "."]
+    moves = probe_moves(recs)
+    if moves:
+        def say(key: str, pick, unit: str) -> str:
+            d, rec, t = pick(moves, key=lambda m: m[0][key])
+            return f"{d[key]:+.0f} {unit} ({_who(rec)}, {t:,} → {2 * t:,})"
+        L += ["Past the grid's cap, between consecutive evaluations of one run (t → 2t) HQ moved by "
+              f"{say('hq', min, 'points')} to {say('hq', max, 'points')}, the mode count by "
+              f"{say('modes', min, 'modes')} to {say('modes', max, 'modes')}."]
     return L + [""]
+
+
+def _who(rec: dict) -> str:
+    return f"{LABELS.get(rec['method'], rec['method'])} {rec['data']} s{rec['seed']}"
+
+
+def probe_moves(recs: List[dict]) -> List[tuple]:
+    """Every doubling t → 2t past the grid's cap (t ≥ CAPS[data]) within each probe run:
+    ``({"modes": Δ modes, "hq": Δ HQ points}, record, t)``."""
+    out = []
+    for rec in recs:
+        rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r and int(r["gen_step"]) <= rec["cap"]}
+        for t in sorted(rows):
+            if t >= CAPS.get(rec["data"], 0) and 2 * t in rows:
+                a, b = rows[t], rows[2 * t]
+                out.append(({"modes": b["eval/modes"] - a["eval/modes"],
+                             "hq": 100 * (b.get("eval/hq", 0.0) - a.get("eval/hq", 0.0))}, rec, t))
+    return out
 
 
 def as_runs(recs: List[dict]) -> list:

@@ -282,6 +282,11 @@ def test_plateau_probe_finds_where_each_curve_flattens(tmp_path, monkeypatch, re
     assert row.endswith("| 8 / 90 | 8 / 92 | 32,000 |")
     assert next(ln for ln in text.splitlines() if ln.startswith("| ring8 | WGAN-GP | 0 |")).endswith(
         "| not flat at 64,000 |")
+    assert "Flat by the probe's cap: **1 of 2** runs (SR-GAN ring8 s0)." in text
+    # doublings from the grid's cap (16,000) on: SR-GAN +1 mode / +40 pts, then 0 / +2; WGAN-GP 0 / +10, then 0 / +6
+    assert ("HQ moved by +2 points (SR-GAN ring8 s0, 32,000 → 64,000) to +40 points (SR-GAN ring8 s0, 16,000 → "
+            "32,000), the mode count by +0 modes (SR-GAN ring8 s0, 32,000 → 64,000) to +1 modes (SR-GAN ring8 s0, "
+            "16,000 → 32,000).") in text
     # the runner: only runs without a probe record, each to the probe's cap
     ran = []
     monkeypatch.setattr(cg, "run_anytime", lambda *a, **k: ran.append((a[:3], k["cap"])))
