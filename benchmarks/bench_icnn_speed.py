@@ -129,8 +129,8 @@ def worker(tree: str, config: str, overrides: dict, warmup: int, steps: int, see
         def on_train_start(self, trainer, module):
             marks["start"] = time.perf_counter()
             if breakdown:
-                for i, opt in enumerate(module.optimizers() if isinstance(module.optimizers(), list)
-                                        else [module.optimizers()]):
+                opts = module.optimizers()
+                for i, opt in enumerate(opts if isinstance(opts, list) else [opts]):
                     timed(opt, "step", f"optimizer {i} step")
 
     tcfg = cfg.get("trainer") or {}
@@ -274,7 +274,7 @@ def main() -> None:
         a.rounds, a.warmup, a.steps = 1, 10, 40
     if a.breakdown:
         print(_common.header(f"parts of a generator step, warm-up {a.warmup} generator steps, timed {a.steps}"))
-        print("| data | ms per generator step (wall) | " + " | ".join(["part: ms per generator step (share)"]) + " |")
+        print("| data | ms per generator step (wall) | part: ms per generator step (share) |")
         print("|---|---|---|")
         for data in a.data:
             rec = run_variant(ROOT, CONFIGS[data][0], {"compile": True}, a.warmup, a.steps, a.seed, breakdown=True)
