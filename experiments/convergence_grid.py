@@ -96,12 +96,17 @@ def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
     run(datasets, methods, seeds, jobs, runs, records, cap=cap)
 
 
+def _evaluations(rec: dict) -> Dict[int, dict]:
+    """The record's evaluation rows (those with a mode count) up to its cap, by generator step."""
+    return {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r and int(r["gen_step"]) <= rec["cap"]}
+
+
 def flat_from(rec: dict) -> Optional[int]:
     """The first evaluation step s (≥ 1,000) from which the curve stays within the plateau rule: for every pair of
     evaluations (t, 2t) with t ≥ s up to the cap, |Δ modes| ≤ the dataset's threshold and |Δ HQ| ≤ PLATEAU_HQ;
     ``None`` when even the last pair (cap/2, cap) moves more."""
     tol_m = PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
-    rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r and int(r["gen_step"]) <= rec["cap"]}
+    rows = _evaluations(rec)
     steps = sorted(s for s in rows if s >= 1000 and 2 * s in rows)
 
     def ok(t: int) -> bool:
@@ -164,7 +169,7 @@ def probe_moves(recs: List[dict]) -> List[tuple]:
     ``({"modes": Δ modes, "hq": Δ HQ points}, record, t)``."""
     out = []
     for rec in recs:
-        rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r and int(r["gen_step"]) <= rec["cap"]}
+        rows = _evaluations(rec)
         for t in sorted(rows):
             if t >= CAPS.get(rec["data"], 0) and 2 * t in rows:
                 a, b = rows[t], rows[2 * t]
