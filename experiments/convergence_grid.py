@@ -21,11 +21,16 @@ folders under ``runs/convergence``, git-ignored). ``write`` reads the records on
 **Plateau.** Between the last two evaluations (8,000 and 16,000 steps) the seeds' median mode count moves by at
 most :data:`PLATEAU_MODES` and the median HQ by at most :data:`PLATEAU_HQ` points; a method that misses it is
 marked "still moving at its cap" in the table.
+
+**Probe and window.** ``probe`` trains single seeds past the cap on the same protocol (records in ``probe/``);
+``window`` evaluates single seeds every :data:`WINDOW_EVERY` steps (``linear`` schedule) to :data:`WINDOW_CAP`
+(records in ``window/``), to show what a curve does between the two snapshots the plateau rule compares.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,6 +69,12 @@ RUNS = ROOT / "runs" / "convergence"
 PROBE_RECORDS = OUT / "probe"
 PROBE_RUNS = ROOT / "runs" / "probe"
 PROBE_CAP = 64000
+#: the plateau window: single seeds on the grid's protocol but evaluated every WINDOW_EVERY generator steps (linear
+#: schedule) to WINDOW_CAP, to see what a curve does between the two snapshots (cap/2, cap) the plateau rule compares
+WINDOW_RECORDS = OUT / "window"
+WINDOW_RUNS = ROOT / "runs" / "window"
+WINDOW_CAP = 32000
+WINDOW_EVERY = 1000
 
 
 def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> Path:
@@ -71,22 +82,27 @@ def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> P
 
 
 def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path = RECORDS,
-            cap: Optional[int] = None) -> Optional[Path]:
-    """One grid run and its record (:func:`zoo.anytime.run_anytime`; ``cap`` None: the grid's cap of ``data``)."""
-    return run_anytime(method, data, seed, runs, records, cap=cap, config_paths=CONFIG_PATHS or None, root=ROOT)
+            cap: Optional[int] = None, every: Optional[int] = None, schedule: Optional[str] = None) -> Optional[Path]:
+    """One grid run and its record (:func:`zoo.anytime.run_anytime`; ``cap`` None: the grid's cap of ``data``;
+    ``every``/``schedule`` None: the grid's log2 evaluations)."""
+    return run_anytime(method, data, seed, runs, records, cap=cap, config_paths=CONFIG_PATHS or None, root=ROOT,
+                       every=every, schedule=schedule)
 
 
 def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequence[int]], jobs: int = 2,
-        runs: Path = RUNS, records: Path = RECORDS, cap: Optional[int] = None) -> None:
+        runs: Path = RUNS, records: Path = RECORDS, cap: Optional[int] = None, every: Optional[int] = None,
+        schedule: Optional[str] = None) -> None:
     """Every (seed, data, method) without a record, ``jobs`` at a time (seeds first: complete seeds land first;
-    ``seeds=None``: each dataset's default, :func:`seeds_for`; ``cap`` None: each dataset's grid cap)."""
+    ``seeds=None``: each dataset's default, :func:`seeds_for`; ``cap`` None: each dataset's grid cap;
+    ``every``/``schedule`` None: the grid's evaluation schedule)."""
     all_seeds = sorted({s for d in datasets for s in seeds_for(d, seeds)})
     todo = [(m, d, s) for s in all_seeds for d in datasets for m in methods
             if s in seeds_for(d, seeds) and not record_path(d, m, s, records).exists()]
     print(f"[convergence] {len(todo)} runs to do{f' to {cap:,} generator steps' if cap else ''}, {jobs} at a time; "
           f"records in {records}", flush=True)
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
-        list(pool.map(lambda j: run_one(*j, runs=runs, records=records, cap=cap), todo))
+        list(pool.map(lambda j: run_one(*j, runs=runs, records=records, cap=cap, every=every, schedule=schedule),
+                      todo))
 
 
 def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = PROBE_CAP, jobs: int = 2,
@@ -94,6 +110,17 @@ def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
     """The plateau probe: :func:`run` to ``cap`` generator steps (the grid's protocol otherwise: log2 evaluations,
     the same configs and evaluation), its records and run folders kept apart from the grid's."""
     run(datasets, methods, seeds, jobs, runs, records, cap=cap)
+
+
+def window(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = WINDOW_CAP,
+           every: int = WINDOW_EVERY, jobs: int = 2, runs: Path = WINDOW_RUNS, records: Path = WINDOW_RECORDS) -> None:
+    """The plateau window: :func:`run` to ``cap`` with an evaluation every ``every`` generator steps (``linear``
+    schedule; the grid's protocol otherwise), its records and run folders kept apart from the grid's. The
+    evaluations draw from their own seeded generators, so the training trajectory is the grid's: at the grid's
+    evaluation steps the dense curve repeats the grid's record of the same seed (:func:`window_lines` checks it)."""
+    if cap % every:
+        raise SystemExit(f"--cap {cap} is not a multiple of --every {every}: the last evaluation would miss the cap")
+    run(datasets, methods, seeds, jobs, runs, records, cap=cap, every=every, schedule="linear")
 
 
 def _evaluations(rec: dict) -> Dict[int, dict]:
@@ -178,6 +205,138 @@ def probe_moves(recs: List[dict]) -> List[tuple]:
     return out
 
 
+def window_spread(rec: dict) -> Optional[dict]:
+    """A dense run's last half, the evaluations t with cap/2 ≤ t ≤ cap: their count ``n``, the min / median / max of
+    the mode count and of HQ (points), and the doubling rule's two snapshots (cap/2 → cap) as ``d_modes``, ``d_hq``;
+    ``None`` without an evaluation at both cap/2 and the cap."""
+    rows = _evaluations(rec)
+    cap = int(rec["cap"])
+    if cap not in rows or cap // 2 not in rows:
+        return None
+    last = [rows[t] for t in sorted(rows) if cap // 2 <= t <= cap]
+    modes = [float(r["eval/modes"]) for r in last]
+    hq = [100 * float(r.get("eval/hq", 0.0)) for r in last]
+    return {"n": len(last), "modes": (min(modes), statistics.median(modes), max(modes)),
+            "hq": (min(hq), statistics.median(hq), max(hq)),
+            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0]}
+
+
+def same_trajectory(dense: dict, others: Sequence[dict]) -> str:
+    """Whether the dense run repeats the log2 records of the same (method, data, seed) at their common evaluation
+    steps (mode count and HQ to the recorded 6 decimals): "equal at 250–16,000 (7 evaluations)", "differs from
+    step t (grid modes / HQ vs dense …)", or "no log2 record"."""
+    mine = _evaluations(dense)
+    theirs: Dict[int, dict] = {}
+    for rec in others:
+        if (rec["method"], rec["data"], rec["seed"]) == (dense["method"], dense["data"], dense["seed"]):
+            theirs.update(_evaluations(rec))
+    common = sorted(set(mine) & set(theirs))
+    if not common:
+        return "no log2 record"
+    for t in common:
+        a, b = theirs[t], mine[t]
+        if a["eval/modes"] != b["eval/modes"] or a.get("eval/hq") != b.get("eval/hq"):
+            return (f"differs from {t:,} (log2 record {a['eval/modes']:g} / {100 * a.get('eval/hq', 0):.1f} %, "
+                    f"dense {b['eval/modes']:g} / {100 * b.get('eval/hq', 0):.1f} %)")
+    return f"equal at {common[0]:,}–{common[-1]:,} ({len(common)} evaluations)"
+
+
+PALETTE_WINDOW = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+
+
+def _power_of_two(k: int) -> bool:
+    return k > 0 and k & (k - 1) == 0
+
+
+def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
+    """Modes and HQ of every dense run against generator steps (one column per dataset), the log2 snapshots
+    marked; written atomically."""
+    if not recs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = [d for d in DATASETS if any(r["data"] == d for r in recs)]
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 6), squeeze=False)
+    for j, data in enumerate(datasets):
+        for k, rec in enumerate(r for r in recs if r["data"] == data):
+            rows = _evaluations(rec)
+            steps = sorted(rows)
+            log2 = [t for t in steps if t % EVERY == 0 and _power_of_two(t // EVERY)]  # the grid's snapshots
+            for i, (key, scale) in enumerate((("eval/modes", 1.0), ("eval/hq", 100.0))):
+                ax = axes[i][j]
+                line, = ax.plot(steps, [scale * rows[t].get(key, float("nan")) for t in steps], lw=1.2,
+                                label=_who(rec), color=PALETTE_WINDOW[k % len(PALETTE_WINDOW)])
+                ax.plot(log2, [scale * rows[t].get(key, float("nan")) for t in log2], "o", ms=5,
+                        color=line.get_color())
+                ax.axvspan(rec["cap"] // 2, rec["cap"], color="0.92", zorder=0)
+        axes[0][j].set_title(f"{data}: every {recs[0].get('every', WINDOW_EVERY):,} generator steps "
+                             "(dots: the log2 snapshots)")
+        axes[0][j].set_ylabel("modes covered")
+        axes[1][j].set_ylabel("HQ %")
+        axes[1][j].set_xlabel("generator steps (shaded: the last half)")
+        axes[0][j].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Optional[Path] = None,
+                 report: Optional[Path] = None) -> List[str]:
+    """The plateau window's table: per dense run the spread of modes and HQ over its last half against the one
+    difference (cap/2 → cap) the plateau rule reads, and whether it repeats the grid's/probe's log2 record of the
+    same seed (:func:`same_trajectory`)."""
+    if not recs:
+        return []
+    recs = sorted(recs, key=lambda r: (DATASETS.index(r["data"]) if r["data"] in DATASETS else 9,
+                                       METHODS.index(r["method"]) if r["method"] in METHODS else 99, r["seed"]))
+    L = [f"### Plateau window: every {WINDOW_EVERY:,} steps, one seed", "",
+         "The plateau rule compares two snapshots, cap/2 and the cap. Single runs on the grid's protocol evaluated "
+         "densely instead (`OMP_NUM_THREADS=1 python experiments/reproduction.py window --data D --methods M "
+         f"--seeds 0`: an evaluation every {WINDOW_EVERY:,} generator steps to {WINDOW_CAP:,}; records in "
+         "`docs/results/reproduction/window/`) show what a curve does between them. Spread: min / median / max over "
+         "the evaluations of the last half (cap/2 to the cap); *rule*: the move from cap/2 to the cap that the "
+         "doubling rule reads; *trajectory*: whether the dense run repeats the log2 record of the same seed at its "
+         "evaluation steps (evaluation samples under a forked, seeded RNG, so it should).", "",
+         "| data | method | seed | last half | modes min / median / max | HQ % min / median / max | rule: Δ modes, "
+         "Δ HQ | trajectory vs the log2 record |", "|---" * 8 + "|"]
+    spreads = []
+    for rec in recs:
+        w = window_spread(rec)
+        if w is None:
+            continue
+        spreads.append((w, rec))
+        m, h = w["modes"], w["hq"]
+        L.append(f"| {rec['data']} | {LABELS.get(rec['method'], rec['method'])} | {rec['seed']} | "
+                 f"{rec['cap'] // 2:,}–{rec['cap']:,} ({w['n']} evaluations) | {m[0]:g} / {m[1]:g} / {m[2]:g} | "
+                 f"{h[0]:.0f} / {h[1]:.0f} / {h[2]:.0f} | {w['d_modes']:+g}, {w['d_hq']:+.0f} pts | "
+                 f"{same_trajectory(rec, log2_recs)} |")
+    if spreads:
+        flat = [rec for w, rec in spreads
+                if w["modes"][2] - w["modes"][0] <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
+                and w["hq"][2] - w["hq"][0] <= 100 * PLATEAU_HQ]
+        ok_rule = [rec for w, rec in spreads
+                   if abs(w["d_modes"]) <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
+                   and abs(w["d_hq"]) <= 100 * PLATEAU_HQ]
+        L += ["", f"Within the plateau thresholds over the whole last half (max − min): **{len(flat)} of "
+              f"{len(spreads)}** runs" + (f" ({', '.join(_who(r) for r in flat)})" if flat else "")
+              + f"; by the two-snapshot rule alone: {len(ok_rule)} of {len(spreads)}"
+              + (f" ({', '.join(_who(r) for r in ok_rule)})" if ok_rule else "") + "."]
+    if fig_dir is not None:
+        p = window_plot([rec for _, rec in spreads], Path(fig_dir) / "window.png")
+        if p is not None:
+            link = os.path.relpath(p, Path(report).parent) if report is not None else str(p)
+            L += ["", f"![dense evaluations: modes and HQ every {WINDOW_EVERY:,} generator steps]({link})"]
+    return L + [""]
+
+
 def as_runs(recs: List[dict]) -> list:
     """The records as the report's :class:`reproduction_grid.Run` rows: the metrics of the final evaluation (at the
     cap; AE-OT's after its OT solve), the run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
@@ -200,7 +359,7 @@ def as_runs(recs: List[dict]) -> list:
 
 
 def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[Path] = None,
-            probe_recs: Sequence[dict] = ()) -> List[str]:
+            probe_recs: Sequence[dict] = (), window_recs: Sequence[dict] = ()) -> List[str]:
     """The report's convergence section (Markdown lines), from the records alone; with ``fig_dir`` the figures are
     written there and linked relative to ``report``."""
     L = ["## Convergence grid (issue 18): anytime curves to the plateau", "",
@@ -228,6 +387,7 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
         L.append("")
     L += plateau_lines(recs)
     L += probe_lines(list(probe_recs))
+    L += window_lines(list(window_recs), list(recs) + list(probe_recs), fig_dir, report)
     L += cost_lines(recs)
     L += beside_published(recs)
     return L

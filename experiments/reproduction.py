@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python experiments/reproduction.py run   [--data ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2]
     OMP_NUM_THREADS=1 python experiments/reproduction.py probe --methods wgan_gp srgan [--data ring8] [--cap 64000]
+    OMP_NUM_THREADS=1 python experiments/reproduction.py window --methods srgan [--data grid25] [--every 1000]
     OMP_NUM_THREADS=1 python experiments/reproduction.py run-short [--data ring8 grid25 stacked_digits] [--seeds 0 1 2]
                                                                [--budget ring8=1000steps ...] [--out runs/reproduction]
     python experiments/reproduction.py write [--runs runs/reproduction] [--out docs/REPRODUCTION.md]
@@ -81,6 +82,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--runs", default=str(cg.PROBE_RUNS))
     q.add_argument("--records", default=str(cg.PROBE_RECORDS))
+    v = sub.add_parser("window", help="the plateau window: single seeds evaluated every --every generator steps to "
+                                      f"--cap (default {cg.WINDOW_EVERY:,} to {cg.WINDOW_CAP:,}), records in "
+                                      f"{rel(cg.WINDOW_RECORDS)}")
+    v.add_argument("--data", nargs="+", default=["ring8", "grid25"], choices=cg.DATASETS)
+    v.add_argument("--methods", nargs="+", required=True, choices=cg.METHODS)
+    v.add_argument("--seeds", nargs="+", type=int, default=[0])
+    v.add_argument("--cap", type=int, default=cg.WINDOW_CAP, help="generator steps (a multiple of --every)")
+    v.add_argument("--every", type=int, default=cg.WINDOW_EVERY, help="generator steps between evaluations")
+    v.add_argument("--jobs", type=int, default=2)
+    v.add_argument("--runs", default=str(cg.WINDOW_RUNS))
+    v.add_argument("--records", default=str(cg.WINDOW_RECORDS))
     r = sub.add_parser("run-short", help="the 2,000-step grid of issue 10 behind sections 1-3 (resumable)")
     r.add_argument("--data", nargs="+", default=DATASETS, choices=DATASETS)
     r.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
@@ -103,6 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if a.cmd == "probe":
         cg.probe(a.data, a.methods, a.seeds, a.cap, a.jobs, Path(a.runs), Path(a.records))
+        return 0
+    if a.cmd == "window":
+        cg.window(a.data, a.methods, a.seeds, a.cap, a.every, a.jobs, Path(a.runs), Path(a.records))
         return 0
     if a.cmd == "run-short":
         budgets = dict(BUDGETS)

@@ -1045,7 +1045,8 @@ def convergence_section(ctx: Ctx) -> List[str]:
         return ["## Convergence grid (issue 18)", "", "No records yet: `OMP_NUM_THREADS=1 python "
                 "experiments/reproduction.py run` trains the grid and records each run.", ""]
     return section(recs, fig_dir=ctx.out.parent / "results" / "reproduction", report=ctx.out,
-                   probe_recs=load_records(ctx.docs / "results" / "reproduction" / "probe"))
+                   probe_recs=load_records(ctx.docs / "results" / "reproduction" / "probe"),
+                   window_recs=load_records(ctx.docs / "results" / "reproduction" / "window"))
 
 
 def build(ctx: Ctx, date: Optional[str] = None) -> str:

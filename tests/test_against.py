@@ -80,3 +80,23 @@ def test_demo_ends_on_the_committed_records_not_on_the_warm_up(tmp_path, monkeyp
     assert "| vanilla | 0,1 | 7.5 (7–8) |" in text and "| sngan | 0,1 | 0.5 (0–1) |" in text
     monkeypatch.setattr(zoo.compare, "REPO_ROOT", tmp_path / "elsewhere")
     assert "No convergence records" in show_committed("ring8")
+
+
+def test_every_evaluation_callback_gets_the_protocols_schedule(tmp_path):
+    """The grid's log2 protocol by default; the plateau window's dense ``linear`` one when asked, on every evaluation
+    callback of the dataset and in the protocol a record stores."""
+    from zoo.compare import RunSpec
+
+    spec = RunSpec(method="vanilla", data="ring8", seed=0, out_dir=tmp_path)
+
+    def opts(args):
+        return {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
+
+    default = opts(anytime.anytime_args(spec))
+    dense = opts(anytime.anytime_args(spec, cap=4000, every=1000, schedule="linear"))
+    for group in anytime.EVAL_GROUPS["ring8"]:
+        assert (default[f"--{group}.every_n_gen_steps"], default[f"--{group}.schedule"]) == ("250", "log2")
+        assert (dense[f"--{group}.every_n_gen_steps"], dense[f"--{group}.schedule"]) == ("1000", "linear")
+    assert dense["--model.max_gen_steps"] == "4000" and default["--model.max_gen_steps"] == "16000"
+    assert anytime.protocol("ring8", 4000, 1000, "linear")["schedule"] == "linear"
+    assert anytime.protocol("ring8") == dict(anytime.protocol("ring8", 16000, 250, "log2"))

@@ -293,3 +293,51 @@ def test_plateau_probe_finds_where_each_curve_flattens(tmp_path, monkeypatch, re
     cg.probe(["ring8"], ["srgan", "sngan"], [0, 1], cap=32000, jobs=1, runs=tmp_path / "runs", records=probe)
     assert sorted(ran) == [(("sngan", "ring8", 0), 32000), (("sngan", "ring8", 1), 32000),
                            (("srgan", "ring8", 1), 32000)]
+
+
+def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_path, monkeypatch, repro):
+    """Dense runs (an evaluation every 1,000 steps to 8,000 here): the spread of modes and HQ over the last half
+    against the two-snapshot rule, and whether each repeats the log2 record of its seed (hand-computed below)."""
+    import convergence_grid as cg
+
+    docs = tmp_path / "docs"
+    window = docs / "results" / "reproduction" / "window" / "ring8"
+    window.mkdir(parents=True)
+
+    def dense(method: str, modes: list, hq: list) -> None:
+        curve = [{"gen_step": 1000 * (i + 1), "wall_s": 1.0, "cpu_s": 1.0, "eval/modes": m, "eval/hq": h}
+                 for i, (m, h) in enumerate(zip(modes, hq))]
+        (window / f"{method}-s0.json").write_text(json.dumps(
+            {"method": method, "data": "ring8", "seed": 0, "cap": 8000, "every": 1000, "schedule": "linear",
+             "status": "complete", "curve": curve}))
+
+    # SR-GAN: equal at 4,000 and 8,000 (the rule: flat), but 4 modes / 60 HQ points lower at 6,000 in between
+    dense("srgan", [1, 2, 3, 8, 7, 4, 8, 8], [0, .1, .2, .7, .5, .1, .6, .7])
+    # VanillaGAN: inside the thresholds over the whole last half (8 modes, HQ 80-84 %)
+    dense("vanilla", [2, 5, 6, 8, 8, 8, 8, 8], [0, .2, .5, .80, .82, .84, .81, .83])
+    # the log2 records of the same seeds (250·2^k to 2,000): SR-GAN's agrees at 1,000 and 2,000; VanillaGAN's not
+    _record(docs, "srgan", "ring8", 0, [0, 0, 1, 2], [0, 0, 0, .1])
+    _record(docs, "vanilla", "ring8", 0, [0, 1, 2, 6], [0, 0, 0, .2])
+    recs = cg.load_records(docs / "results" / "reproduction" / "window")
+    log2 = cg.load_records(docs / "results" / "reproduction" / "runs")
+    w = {r["method"]: cg.window_spread(r) for r in recs}
+    assert w["srgan"] == {"n": 5, "modes": (4, 8, 8), "hq": (10.0, 60.0, 70.0), "d_modes": 0, "d_hq": 0.0}
+    assert w["vanilla"]["modes"] == (8, 8, 8) and w["vanilla"]["hq"] == pytest.approx((80.0, 82.0, 84.0))
+    sr, van = (next(r for r in recs if r["method"] == m) for m in ("srgan", "vanilla"))
+    assert cg.same_trajectory(sr, log2) == "equal at 1,000–2,000 (2 evaluations)"
+    assert cg.same_trajectory(van, log2) == "differs from 2,000 (log2 record 6 / 20.0 %, dense 5 / 20.0 %)"
+    assert cg.same_trajectory(sr, []) == "no log2 record"
+    lines = cg.window_lines(recs, log2, fig_dir=docs / "figs", report=docs / "REPRODUCTION.md")
+    row = next(ln for ln in lines if ln.startswith("| ring8 | SR-GAN | 0 |"))
+    assert "| 4,000–8,000 (5 evaluations) | 4 / 8 / 8 | 10 / 60 / 70 | +0, +0 pts |" in row
+    assert ("Within the plateau thresholds over the whole last half (max − min): **1 of 2** runs (VanillaGAN ring8 "
+            "s0); by the two-snapshot rule alone: 2 of 2") in "\n".join(lines)
+    assert (docs / "figs" / "window.png").stat().st_size > 10_000
+    # the runner: a linear schedule every --every steps, only runs without a record; a cap off the schedule refused
+    ran = []
+    monkeypatch.setattr(cg, "run_anytime", lambda *a, **k: ran.append((a[:3], k["cap"], k["every"], k["schedule"])))
+    cg.window(["ring8"], ["srgan", "sngan"], [0], cap=8000, every=1000, jobs=1, runs=tmp_path / "r",
+              records=docs / "results" / "reproduction" / "window")
+    assert ran == [(("sngan", "ring8", 0), 8000, 1000, "linear")]
+    with pytest.raises(SystemExit, match="not a multiple of --every"):
+        cg.window(["ring8"], ["sngan"], [0], cap=8500, every=1000, jobs=1)

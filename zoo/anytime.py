@@ -52,13 +52,17 @@ PALETTE = ["tab:gray", "tab:orange", "tab:red", "tab:blue", "tab:purple", "tab:g
            "tab:pink", "tab:olive", "tab:cyan"]
 
 
-def protocol(data: str, cap: Optional[int] = None) -> dict:
-    """What a record's numbers depend on besides the method (compared by :func:`against`)."""
+def protocol(data: str, cap: Optional[int] = None, every: Optional[int] = None,
+             schedule: Optional[str] = None) -> dict:
+    """What a record's numbers depend on besides the method (compared by :func:`against`). ``every`` and
+    ``schedule`` default to the grid's :data:`EVERY` and :data:`SCHEDULE`; the plateau window's dense runs use
+    ``linear`` (an evaluation every ``every`` generator steps)."""
     from zoo.compare import EVAL_N_SAMPLES, EVAL_SEED, EVAL_THRESHOLD
 
     if data not in CAPS and cap is None:
         raise ConfigError(f"no anytime cap for data {data!r}: use one of {', '.join(CAPS)}")
-    return {"data": data, "cap": int(cap or CAPS[data]), "every": EVERY, "schedule": SCHEDULE, "data_seed": 0,
+    return {"data": data, "cap": int(cap or CAPS[data]), "every": int(every or EVERY), "schedule": schedule or SCHEDULE,
+            "data_seed": 0,
             "eval_n_samples": EVAL_N_SAMPLES, "eval_seed": EVAL_SEED, "eval_threshold": EVAL_THRESHOLD}
 
 
@@ -73,18 +77,20 @@ def record_path(records: Path, data: str, method: str, seed: int) -> Path:
     return Path(records) / data / f"{method}-s{seed}.json"
 
 
-def anytime_args(spec, cap: Optional[int] = None, config_paths: Optional[dict] = None) -> List[str]:
+def anytime_args(spec, cap: Optional[int] = None, config_paths: Optional[dict] = None, every: Optional[int] = None,
+                 schedule: Optional[str] = None) -> List[str]:
     """The ``train.py`` arguments of one anytime run (``spec``: a :class:`zoo.compare.RunSpec`; its ``model`` is a
-    plug-in's class path)."""
+    plug-in's class path; ``every``/``schedule``: :func:`protocol`'s)."""
     from zoo.compare import parse_budget, train_args
 
     data = spec.data
+    proto = protocol(data, cap, every, schedule)
     extra: List[str] = []
     for group in EVAL_GROUPS.get(data, EVAL_GROUPS["ring8"]):
-        extra += [f"--{group}.every_n_gen_steps", str(EVERY), f"--{group}.schedule", SCHEDULE]
+        extra += [f"--{group}.every_n_gen_steps", str(proto["every"]), f"--{group}.schedule", proto["schedule"]]
     extra += EVAL_EXTRA.get(data, [])
     extra += ["--trainer.enable_progress_bar", "false"]
-    return train_args(spec, parse_budget(f"{protocol(data, cap)['cap']}steps"), accelerator="cpu", eval_every=EVERY,
+    return train_args(spec, parse_budget(f"{proto['cap']}steps"), accelerator="cpu", eval_every=proto["every"],
                       wandb=False, config_paths=config_paths, extra=extra)
 
 
@@ -112,10 +118,11 @@ def _rel(path: str, root: Optional[Path]) -> str:
 
 
 def run_anytime(method: str, data: str, seed: int, runs: Path, records: Path, cap: Optional[int] = None,
-                model: str = "", config_paths: Optional[dict] = None, root: Optional[Path] = None) -> Optional[Path]:
+                model: str = "", config_paths: Optional[dict] = None, root: Optional[Path] = None,
+                every: Optional[int] = None, schedule: Optional[str] = None) -> Optional[Path]:
     """Train one anytime run (:func:`zoo.compare.run_one`, one torch thread, resuming its folder's ``last.ckpt`` if
     any) and write its record atomically; ``None`` when its record exists already or the run did not finish (then
-    its log says why)."""
+    its log says why). ``every``/``schedule``: the evaluation schedule (default the grid's, :func:`protocol`)."""
     from zoo.compare import REPO_ROOT, RunSpec, run_one
 
     path = record_path(records, data, method, seed)
@@ -123,7 +130,7 @@ def run_anytime(method: str, data: str, seed: int, runs: Path, records: Path, ca
         return None
     root = Path(root) if root is not None else (REPO_ROOT if (REPO_ROOT / "zoo").is_dir() else None)
     spec = RunSpec(method=method, data=data, seed=seed, out_dir=Path(runs), model=model)
-    args = anytime_args(spec, cap, config_paths)
+    args = anytime_args(spec, cap, config_paths, every, schedule)
     t0, load0 = time.time(), os.getloadavg()[0]
     outcome = run_one(spec, args, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "disabled",
                                        "PYTHONUNBUFFERED": "1"})
@@ -134,13 +141,13 @@ def run_anytime(method: str, data: str, seed: int, runs: Path, records: Path, ca
     run_dir = spec.run_dir
     res = json.loads(spec.results_path.read_text())
     curve = read_curve(run_dir)
-    proto = protocol(data, cap)
+    proto = protocol(data, cap, every, schedule)
     cfg = args[args.index("--config") + 1] if "--config" in args else None
     rv = res.get("versions") or {}
     rec = {"method": method, "data": data, "seed": seed, "model": model or method,
            "config": _rel(cfg, root) if cfg else None, "commit": rv.get("git_commit"),
            "protocol": proto, "versions": versions(), "status": res.get("status"),
-           "cap": proto["cap"], "every": EVERY, "schedule": SCHEDULE,
+           "cap": proto["cap"], "every": proto["every"], "schedule": proto["schedule"],
            "gen_step": (res.get("steps") or {}).get("gen_step"), "wall_s": res.get("wall_time_s"),
            "cpu_s": res.get("cpu_time_s"), "process_wall_s": round(time.time() - t0, 1),
            "command": "python train.py " + " ".join("<runs>" if a == str(runs) else
