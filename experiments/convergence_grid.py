@@ -45,7 +45,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import PLATEAU_MODES_BY_DATA, run_anytime, table  # noqa: E402
+from zoo.anytime import PLATEAU_MODES_BY_DATA, run_anytime, save_figure, table  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -279,13 +279,7 @@ def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
         axes[1][j].set_xlabel("generator steps (shaded: the last half)")
         axes[0][j].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Optional[Path] = None,

@@ -262,9 +262,17 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"{data}: median over seeds (band: min–max), log-spaced evaluations")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, dpi: int = 90) -> Path:
+    """Write a matplotlib figure to ``path`` atomically (a temporary file, then a rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
     return path
