@@ -272,8 +272,8 @@ def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
                 ax.plot(log2, [scale * rows[t].get(key, float("nan")) for t in log2], "o", ms=5,
                         color=line.get_color())
                 ax.axvspan(rec["cap"] // 2, rec["cap"], color="0.92", zorder=0)
-        axes[0][j].set_title(f"{data}: every {recs[0].get('every', WINDOW_EVERY):,} generator steps "
-                             "(dots: the log2 snapshots)")
+        axes[0][j].set_title(f"{data}: every {recs[0].get('every', WINDOW_EVERY):,} steps (dots: log2 snapshots)",
+                             fontsize=10)
         axes[0][j].set_ylabel("modes covered")
         axes[1][j].set_ylabel("HQ %")
         axes[1][j].set_xlabel("generator steps (shaded: the last half)")

@@ -176,8 +176,9 @@ def mode_table_section(ctx: Ctx) -> List[str]:
     L += [
         f"Every cell is mean ± sample standard deviation (n − 1) over the seeds listed, at the final evaluation "
         + (f"— {conv}: from the convergence grid's committed records (`{rel(CONV_RECORDS)}`, the table above gives "
-           f"their medians and plateau checks); the other datasets: from the short grid's `results.json`, not yet "
-           f"replaced by convergence runs. " if conv else "from the runs' `results.json`. ")
+           f"their medians and plateau checks)" + ("; the other datasets: from the short grid's `results.json`, not "
+                                                   "yet replaced by convergence runs. " if _uses_short_grid(ctx) else ". ")
+           if conv else "from the runs' `results.json`. ")
         + f"Budgets, in generator steps, the same for every method of a dataset: {budget_txt}. Data seed 0 for every "
           f"run (the same points for every method and seed). The verdicts of §2 and §4 are computed from these cells.",
         "",
@@ -229,10 +230,12 @@ def per_run_section(ctx: Ctx) -> List[str]:
     conv = ", ".join(ctx.converged)
     L = ["## 3. Every run of the grid", "",
          (f"{conv}: the convergence grid's records (`{rel(CONV_RECORDS)}/<data>/<method>-s<seed>.json`, final "
-          f"evaluation; wall time = `fit` wall seconds of the record). Other datasets: " if conv else "")
-         + f"from `{rel(ctx.runs_dir)}/<data>/<method>-<data>-s<seed>/results.json` (git-ignored; `write` keeps a "
-         f"record of them in `{rel(RECORD)}` and reads it when the run folders are gone). Wall time = "
-         "`fit` only (`results.json` `wall_time_s`), one torch thread, on a machine shared with other jobs.", ""]
+          f"evaluation; wall time = `fit` wall seconds of the record)." if conv else "")
+         + ((" Other datasets: " if conv else "")
+            + f"from `{rel(ctx.runs_dir)}/<data>/<method>-<data>-s<seed>/results.json` (git-ignored; `write` keeps a "
+            f"record of them in `{rel(RECORD)}` and reads it when the run folders are gone). Wall time = "
+            "`fit` only (`results.json` `wall_time_s`)." if _uses_short_grid(ctx) else "")
+         + " One torch thread per run, on a machine shared with other jobs.", ""]
     head = ["data", "method", "seed", "status", "gen steps", "modes", "HQ %", "KL", "FID", "W2", "wall s"]
     rows = []
     for d in DATASETS:
@@ -950,11 +953,16 @@ SECTIONS: List[Callable[[Ctx], Tuple[List[str], List[Tuple[str, Verdict]]]]] = [
 
 
 # ============================================================================================ the document
+def _uses_short_grid(ctx: Ctx) -> bool:
+    """Whether any run in the tables comes from the short grid (a dataset without convergence records)."""
+    return any(r.data not in ctx.converged for r in ctx.runs)
+
+
 def environment(ctx: Ctx) -> List[str]:
     runs = ctx.runs
     vers: Dict[str, set] = {}
     for r in runs:
-        for k in ("python", "torch", "pytorch_lightning", "torchmetrics", "ot", "numpy", "sklearn"):
+        for k in ("python", "torch", "pytorch_lightning", "lightning", "torchmetrics", "ot", "numpy", "sklearn"):
             if r.versions.get(k):
                 vers.setdefault(k, set()).add(str(r.versions[k]))
     commits = sorted({r.versions.get("git_commit", "")[:10] for r in runs if r.versions.get("git_commit")})
@@ -964,7 +972,8 @@ def environment(ctx: Ctx) -> List[str]:
     accel = sorted({str(r.device.get("accelerator")) for r in runs if r.device.get("accelerator")})
     dates = sorted(r.finished_at for r in runs if r.finished_at)
     wall = sum(r.wall_s or 0.0 for r in runs)
-    outcomes = ctx.compare_s
+    outcomes = ctx.compare_s if _uses_short_grid(ctx) else 0.0
+    short = [d for d in DATASETS if d not in ctx.converged]
     L = ["## 0. Environment and budget", ""]
     L += table(["item", "value"], [
         ["machine", (", ".join(plats) or platform.platform()) + f"; {', '.join(cpus) or os.cpu_count()} CPU cores, "
@@ -972,8 +981,8 @@ def environment(ctx: Ctx) -> List[str]:
                     "two grid runs side by side, at times beside other work: wall times are indicative (the "
                     "convergence records also hold CPU seconds and the load average)"],
         ["versions", ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in vers.items()) or "–"],
-        ["code", f"git commit(s) of the runs: {', '.join(commits) or '–'} (from `results.json`, which does not record "
-                 "uncommitted changes)"],
+        ["code", f"git commit(s) of the runs: {', '.join(commits) or '–'} (from each run's record / `results.json`, "
+                 "which do not record uncommitted changes)"],
         ["budgets", ", ".join(f"{d}: {budget_text(ctx.budgets.get(d, BUDGETS[d]))}" for d in DATASETS)],
         ["seeds", "; ".join(f"{d}: " + ",".join(str(x) for x in sorted({r.seed for r in runs if r.data == d}))
                             for d in DATASETS) + " (training seeds of the runs in the tables; data seed 0 for all)"],
@@ -981,21 +990,23 @@ def environment(ctx: Ctx) -> List[str]:
                  f"{sum(len(c.incomplete) for c in ctx.cells.values())} incomplete"
                  + (f"; {', '.join(ctx.converged)}: {sum(r.data in ctx.converged for r in runs)} convergence records "
                     f"(`{rel(CONV_RECORDS)}`)" if ctx.converged else "")
-                 + (f"; short grid: {ctx.source or f'under `{rel(ctx.runs_dir)}`'}"
-                    if any(r.data not in ctx.converged for r in runs) else "")],
+                 + (f"; short grid: {ctx.source or f'under `{rel(ctx.runs_dir)}`'}" if _uses_short_grid(ctx) else "")],
         ["compute", f"{wall / 60:.1f} min of `fit` wall time in total on one core"
                     + (f"; the short grid: {outcomes / 60:.1f} min including process start-up and evaluation "
                        f"(its `compare.json` outcomes)" if outcomes else "")],
-        ["runs finished", f"{dates[0]} … {dates[-1]}" if dates else "–"],
+    ] + ([["runs finished", f"{dates[0]} … {dates[-1]}"]] if dates else []) + [
         ["why this budget", (f"{', '.join(ctx.converged)}: the convergence grid's cap (whether each method's curve "
-                             "has flattened there is checked per method in the section below; not all have). "
+                             "has flattened there is checked per method in the section below; not all have)."
                              if ctx.converged else "")
-                            + (f"Short grid ({', '.join(d for d in DATASETS if d not in ctx.converged)}): "
-                               if ctx.converged else "") + BUDGET_WHY],
+                            + ((f" Short grid ({', '.join(short)}): " if ctx.converged else "") + BUDGET_WHY
+                               if short else "")],
         ["regenerate", "`OMP_NUM_THREADS=1 python experiments/reproduction.py run` (the convergence grid; resumable, "
-                       f"skips recorded runs) or `{RUN_CMD}` (the short grid), then `{REGEN}`"],
+                       "skips recorded runs)" + (f" or `{RUN_CMD}` (the short grid)" if short else "")
+                       + f", then `{REGEN}`"],
     ])
-    return L + ["", "What each run cost (from `results.json`, `fit` only; start-up adds 10–20 s per run):", ""] + \
+    src = "the convergence records" + (" and `results.json`" if _uses_short_grid(ctx) else "") if ctx.converged \
+        else "`results.json`"
+    return L + ["", f"What each run cost (from {src}, `fit` only; start-up adds 10–20 s per run):", ""] + \
         cost_table(ctx) + [""]
 
 
