@@ -316,7 +316,7 @@ def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
             if k not in s:
                 return "–"
             med, lo, hi = s[k]
-            f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.3g}")
+            f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
             return f"{f(med)} ({f(lo)}–{f(hi)})"
 
         pl = ("yes" if s["plateau"] else f"no: still moving (median modes moved {s['moved'][0]:.1f}, HQ "
