@@ -34,7 +34,7 @@ import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -207,8 +207,10 @@ def probe_moves(recs: List[dict]) -> List[tuple]:
 
 def window_spread(rec: dict) -> Optional[dict]:
     """A dense run's last half, the evaluations t with cap/2 ≤ t ≤ cap: their count ``n``, the min / median / max of
-    the mode count and of HQ (points), and the doubling rule's two snapshots (cap/2 → cap) as ``d_modes``, ``d_hq``;
-    ``None`` without an evaluation at both cap/2 and the cap."""
+    the mode count and of HQ (points), and the doubling rule's two snapshots (cap/2 → cap) as ``d_modes``, ``d_hq``.
+    Also the *window medians*: the median mode count and HQ over the last doubling (cap/2, cap] against the one
+    before it (cap/4, cap/2], as ``median_moves`` = (Δ modes, Δ HQ points) — the plateau rule read on windows of
+    evaluations instead of two snapshots. ``None`` without an evaluation at both cap/2 and the cap."""
     rows = _evaluations(rec)
     cap = int(rec["cap"])
     if cap not in rows or cap // 2 not in rows:
@@ -216,9 +218,19 @@ def window_spread(rec: dict) -> Optional[dict]:
     last = [rows[t] for t in sorted(rows) if cap // 2 <= t <= cap]
     modes = [float(r["eval/modes"]) for r in last]
     hq = [100 * float(r.get("eval/hq", 0.0)) for r in last]
+
+    def medians(lo: int, hi: int) -> Optional[Tuple[float, float]]:  # over the evaluations t, lo < t ≤ hi
+        win = [rows[t] for t in rows if lo < t <= hi]
+        if not win:
+            return None
+        return (statistics.median(float(r["eval/modes"]) for r in win),
+                statistics.median(100 * float(r.get("eval/hq", 0.0)) for r in win))
+
+    before, after = medians(cap // 4, cap // 2), medians(cap // 2, cap)
     return {"n": len(last), "modes": (min(modes), statistics.median(modes), max(modes)),
             "hq": (min(hq), statistics.median(hq), max(hq)),
-            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0]}
+            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0],
+            "median_moves": (after[0] - before[0], after[1] - before[1]) if before and after else None}
 
 
 def same_trajectory(dense: dict, others: Sequence[dict]) -> str:
@@ -297,32 +309,40 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
          f"--seeds 0`: an evaluation every {WINDOW_EVERY:,} generator steps to {WINDOW_CAP:,}; records in "
          "`docs/results/reproduction/window/`) show what a curve does between them. Spread: min / median / max over "
          "the evaluations of the last half (cap/2 to the cap); *rule*: the move from cap/2 to the cap that the "
-         "doubling rule reads; *trajectory*: whether the dense run repeats the log2 record of the same seed at its "
-         "evaluation steps (evaluation samples under a forked, seeded RNG, so it should).", "",
+         "doubling rule reads; *window medians*: the same rule read on the medians over the last doubling "
+         "(cap/2, cap] against the one before (cap/4, cap/2]; *trajectory*: whether the dense run repeats the log2 "
+         "record of the same seed at its evaluation steps (evaluation samples under a forked, seeded RNG, so it "
+         "should).", "",
          "| data | method | seed | last half | modes min / median / max | HQ % min / median / max | rule: Δ modes, "
-         "Δ HQ | trajectory vs the log2 record |", "|---" * 8 + "|"]
+         "Δ HQ | window medians: Δ modes, Δ HQ | trajectory vs the log2 record |", "|---" * 9 + "|"]
     spreads = []
     for rec in recs:
         w = window_spread(rec)
         if w is None:
             continue
         spreads.append((w, rec))
-        m, h = w["modes"], w["hq"]
+        m, h, mm = w["modes"], w["hq"], w["median_moves"]
         L.append(f"| {rec['data']} | {LABELS.get(rec['method'], rec['method'])} | {rec['seed']} | "
                  f"{rec['cap'] // 2:,}–{rec['cap']:,} ({w['n']} evaluations) | {m[0]:g} / {m[1]:g} / {m[2]:g} | "
                  f"{h[0]:.0f} / {h[1]:.0f} / {h[2]:.0f} | {w['d_modes']:+g}, {w['d_hq']:+.0f} pts | "
-                 f"{same_trajectory(rec, log2_recs)} |")
+                 + (f"{mm[0]:+g}, {mm[1]:+.0f} pts" if mm else "–") + f" | {same_trajectory(rec, log2_recs)} |")
     if spreads:
         flat = [rec for w, rec in spreads
                 if w["modes"][2] - w["modes"][0] <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
                 and w["hq"][2] - w["hq"][0] <= 100 * PLATEAU_HQ]
-        ok_rule = [rec for w, rec in spreads
-                   if abs(w["d_modes"]) <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
-                   and abs(w["d_hq"]) <= 100 * PLATEAU_HQ]
+        def within(rec: dict, d_modes: float, d_hq: float) -> bool:
+            return abs(d_modes) <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES) and \
+                abs(d_hq) <= 100 * PLATEAU_HQ
+
+        ok_rule = [rec for w, rec in spreads if within(rec, w["d_modes"], w["d_hq"])]
+        ok_med = [rec for w, rec in spreads if w["median_moves"] and within(rec, *w["median_moves"])]
+
+        def who(rs: List[dict]) -> str:
+            return f" ({', '.join(_who(r) for r in rs)})" if rs else ""
+
         L += ["", f"Within the plateau thresholds over the whole last half (max − min): **{len(flat)} of "
-              f"{len(spreads)}** runs" + (f" ({', '.join(_who(r) for r in flat)})" if flat else "")
-              + f"; by the two-snapshot rule alone: {len(ok_rule)} of {len(spreads)}"
-              + (f" ({', '.join(_who(r) for r in ok_rule)})" if ok_rule else "") + "."]
+              f"{len(spreads)}** runs{who(flat)}; by the two-snapshot rule: {len(ok_rule)} of {len(spreads)}"
+              f"{who(ok_rule)}; by the window medians: {len(ok_med)} of {len(spreads)}{who(ok_med)}."]
     if fig_dir is not None:
         p = window_plot([rec for _, rec in spreads], Path(fig_dir) / "window.png")
         if p is not None:

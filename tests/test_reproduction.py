@@ -314,24 +314,29 @@ def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_p
     # SR-GAN: equal at 4,000 and 8,000 (the rule: flat), but 4 modes / 60 HQ points lower at 6,000 in between
     dense("srgan", [1, 2, 3, 8, 7, 4, 8, 8], [0, .1, .2, .7, .5, .1, .6, .7])
     # VanillaGAN: inside the thresholds over the whole last half (8 modes, HQ 80-84 %)
-    dense("vanilla", [2, 5, 6, 8, 8, 8, 8, 8], [0, .2, .5, .80, .82, .84, .81, .83])
+    dense("vanilla", [2, 5, 8, 8, 8, 8, 8, 8], [0, .2, .80, .80, .82, .84, .81, .83])
     # the log2 records of the same seeds (250·2^k to 2,000): SR-GAN's agrees at 1,000 and 2,000; VanillaGAN's not
     _record(docs, "srgan", "ring8", 0, [0, 0, 1, 2], [0, 0, 0, .1])
     _record(docs, "vanilla", "ring8", 0, [0, 1, 2, 6], [0, 0, 0, .2])
     recs = cg.load_records(docs / "results" / "reproduction" / "window")
     log2 = cg.load_records(docs / "results" / "reproduction" / "runs")
     w = {r["method"]: cg.window_spread(r) for r in recs}
-    assert w["srgan"] == {"n": 5, "modes": (4, 8, 8), "hq": (10.0, 60.0, 70.0), "d_modes": 0, "d_hq": 0.0}
+    # window medians: SR-GAN over (2,000, 4,000] 5.5 modes / 45 % HQ, over (4,000, 8,000] 7.5 / 55 %: +2, +10;
+    # VanillaGAN 8 / 80 % then 8 / 82.5 %: +0, +2.5 (flat)
+    assert w["srgan"] == {"n": 5, "modes": (4, 8, 8), "hq": (10.0, 60.0, 70.0), "d_modes": 0, "d_hq": 0.0,
+                          "median_moves": (2.0, pytest.approx(10.0))}
     assert w["vanilla"]["modes"] == (8, 8, 8) and w["vanilla"]["hq"] == pytest.approx((80.0, 82.0, 84.0))
+    assert w["vanilla"]["median_moves"] == (0.0, pytest.approx(2.5))
     sr, van = (next(r for r in recs if r["method"] == m) for m in ("srgan", "vanilla"))
     assert cg.same_trajectory(sr, log2) == "equal at 1,000–2,000 (2 evaluations)"
     assert cg.same_trajectory(van, log2) == "differs from 2,000 (log2 record 6 / 20.0 %, dense 5 / 20.0 %)"
     assert cg.same_trajectory(sr, []) == "no log2 record"
     lines = cg.window_lines(recs, log2, fig_dir=docs / "figs", report=docs / "REPRODUCTION.md")
     row = next(ln for ln in lines if ln.startswith("| ring8 | SR-GAN | 0 |"))
-    assert "| 4,000–8,000 (5 evaluations) | 4 / 8 / 8 | 10 / 60 / 70 | +0, +0 pts |" in row
+    assert "| 4,000–8,000 (5 evaluations) | 4 / 8 / 8 | 10 / 60 / 70 | +0, +0 pts | +2, +10 pts |" in row
     assert ("Within the plateau thresholds over the whole last half (max − min): **1 of 2** runs (VanillaGAN ring8 "
-            "s0); by the two-snapshot rule alone: 2 of 2") in "\n".join(lines)
+            "s0); by the two-snapshot rule: 2 of 2 (VanillaGAN ring8 s0, SR-GAN ring8 s0); by the window medians: "
+            "1 of 2 (VanillaGAN ring8 s0).") in "\n".join(lines)
     assert (docs / "figs" / "window.png").stat().st_size > 10_000
     # the runner: a linear schedule every --every steps, only runs without a record; a cap off the schedule refused
     ran = []
