@@ -235,8 +235,8 @@ def window_spread(rec: dict) -> Optional[dict]:
 
 def same_trajectory(dense: dict, others: Sequence[dict]) -> str:
     """Whether the dense run repeats the log2 records of the same (method, data, seed) at their common evaluation
-    steps (mode count and HQ to the recorded 6 decimals): "equal at 250–16,000 (7 evaluations)", "differs from
-    step t (grid modes / HQ vs dense …)", or "no log2 record"."""
+    steps (mode count and HQ to the recorded 6 decimals): "equal at 1,000–16,000 (5 evaluations)", "differs from t
+    (log2 record m / h %, dense m' / h' %)" at the first step where they part, or "no log2 record"."""
     mine = _evaluations(dense)
     theirs: Dict[int, dict] = {}
     for rec in others:
@@ -284,8 +284,8 @@ def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
                 ax.plot(log2, [scale * rows[t].get(key, float("nan")) for t in log2], "o", ms=5,
                         color=line.get_color())
                 ax.axvspan(rec["cap"] // 2, rec["cap"], color="0.92", zorder=0)
-        axes[0][j].set_title(f"{data}: every {recs[0].get('every', WINDOW_EVERY):,} steps (dots: log2 snapshots)",
-                             fontsize=10)
+        every = next(r for r in recs if r["data"] == data).get("every", WINDOW_EVERY)
+        axes[0][j].set_title(f"{data}: every {every:,} steps (dots: log2 snapshots)", fontsize=10)
         axes[0][j].set_ylabel("modes covered")
         axes[1][j].set_ylabel("HQ %")
         axes[1][j].set_xlabel("generator steps (shaded: the last half)")
@@ -296,9 +296,10 @@ def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
 
 def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Optional[Path] = None,
                  report: Optional[Path] = None) -> List[str]:
-    """The plateau window's table: per dense run the spread of modes and HQ over its last half against the one
-    difference (cap/2 → cap) the plateau rule reads, and whether it repeats the grid's/probe's log2 record of the
-    same seed (:func:`same_trajectory`)."""
+    """The plateau window's table: per dense run the spread of modes and HQ over its last half, the one difference
+    (cap/2 → cap) the plateau rule reads, the rule read on window medians (:func:`window_spread`), and whether the
+    run repeats the grid's/probe's log2 record of the same seed (:func:`same_trajectory`); the counts of runs flat
+    by each reading; with ``fig_dir`` the figure (:func:`window_plot`)."""
     if not recs:
         return []
     recs = sorted(recs, key=lambda r: (DATASETS.index(r["data"]) if r["data"] in DATASETS else 9,
@@ -327,13 +328,11 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
                  f"{h[0]:.0f} / {h[1]:.0f} / {h[2]:.0f} | {w['d_modes']:+g}, {w['d_hq']:+.0f} pts | "
                  + (f"{mm[0]:+g}, {mm[1]:+.0f} pts" if mm else "–") + f" | {same_trajectory(rec, log2_recs)} |")
     if spreads:
-        flat = [rec for w, rec in spreads
-                if w["modes"][2] - w["modes"][0] <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
-                and w["hq"][2] - w["hq"][0] <= 100 * PLATEAU_HQ]
-        def within(rec: dict, d_modes: float, d_hq: float) -> bool:
+        def within(rec: dict, d_modes: float, d_hq: float) -> bool:  # the plateau thresholds (HQ in points)
             return abs(d_modes) <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES) and \
                 abs(d_hq) <= 100 * PLATEAU_HQ
 
+        flat = [rec for w, rec in spreads if within(rec, w["modes"][2] - w["modes"][0], w["hq"][2] - w["hq"][0])]
         ok_rule = [rec for w, rec in spreads if within(rec, w["d_modes"], w["d_hq"])]
         ok_med = [rec for w, rec in spreads if w["median_moves"] and within(rec, *w["median_moves"])]
 
