@@ -45,7 +45,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import PLATEAU_MODES_BY_DATA, run_anytime, save_figure, table  # noqa: E402
+from zoo.anytime import run_anytime, save_figure, table, within_plateau  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -132,14 +132,13 @@ def flat_from(rec: dict) -> Optional[int]:
     """The first evaluation step s (≥ 1,000) from which the curve stays within the plateau rule: for every pair of
     evaluations (t, 2t) with t ≥ s up to the cap, |Δ modes| ≤ the dataset's threshold and |Δ HQ| ≤ PLATEAU_HQ;
     ``None`` when even the last pair (cap/2, cap) moves more."""
-    tol_m = PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES)
     rows = _evaluations(rec)
     steps = sorted(s for s in rows if s >= 1000 and 2 * s in rows)
 
     def ok(t: int) -> bool:
         a, b = rows[t], rows[2 * t]
-        return abs(b["eval/modes"] - a["eval/modes"]) <= tol_m and \
-            abs(b.get("eval/hq", 0.0) - a.get("eval/hq", 0.0)) <= PLATEAU_HQ
+        return within_plateau(rec["data"], b["eval/modes"] - a["eval/modes"],
+                              b.get("eval/hq", 0.0) - a.get("eval/hq", 0.0))
 
     first = None
     for t in reversed(steps):  # the longest tail of pairs that all hold
@@ -164,8 +163,7 @@ def probe_lines(recs: List[dict]) -> List[str]:
          f"{PLATEAU_MODES:g} mode (stacked digits 10) and ≤ {PLATEAU_HQ * 100:g} HQ points.", "",
          "| data | method | seed | " + " | ".join(f"{s:,}" for s in steps) + " | flat from |",
          "|---" * (len(steps) + 4) + "|"]
-    for rec in sorted(recs, key=lambda r: (DATASETS.index(r["data"]) if r["data"] in DATASETS else 9,
-                                           METHODS.index(r["method"]) if r["method"] in METHODS else 99, r["seed"])):
+    for rec in sorted(recs, key=_order):
         rows = {int(r["gen_step"]): r for r in rec["curve"] if "eval/modes" in r}
         cells = [(f"{rows[s]['eval/modes']:g} / {100 * rows[s].get('eval/hq', float('nan')):.0f}" if s in rows else "")
                  for s in steps]
@@ -185,6 +183,12 @@ def probe_lines(recs: List[dict]) -> List[str]:
               f"{say('hq', min, 'points')} to {say('hq', max, 'points')}, the mode count by "
               f"{say('modes', min, 'modes')} to {say('modes', max, 'modes')}."]
     return L + [""]
+
+
+def _order(rec: dict) -> tuple:
+    """Records in report order: dataset, method (the grid's order), seed."""
+    return (DATASETS.index(rec["data"]) if rec["data"] in DATASETS else 9,
+            METHODS.index(rec["method"]) if rec["method"] in METHODS else 99, rec["seed"])
 
 
 def _who(rec: dict) -> str:
@@ -302,8 +306,7 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
     by each reading; with ``fig_dir`` the figure (:func:`window_plot`)."""
     if not recs:
         return []
-    recs = sorted(recs, key=lambda r: (DATASETS.index(r["data"]) if r["data"] in DATASETS else 9,
-                                       METHODS.index(r["method"]) if r["method"] in METHODS else 99, r["seed"]))
+    recs = sorted(recs, key=_order)
     L = [f"### Plateau window: every {WINDOW_EVERY:,} steps, one seed", "",
          "The plateau rule compares two snapshots, cap/2 and the cap. Single runs on the grid's protocol evaluated "
          "densely instead (`OMP_NUM_THREADS=1 python experiments/reproduction.py window --data D --methods M "
@@ -328,9 +331,8 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
                  f"{h[0]:.0f} / {h[1]:.0f} / {h[2]:.0f} | {w['d_modes']:+g}, {w['d_hq']:+.0f} pts | "
                  + (f"{mm[0]:+g}, {mm[1]:+.0f} pts" if mm else "–") + f" | {same_trajectory(rec, log2_recs)} |")
     if spreads:
-        def within(rec: dict, d_modes: float, d_hq: float) -> bool:  # the plateau thresholds (HQ in points)
-            return abs(d_modes) <= PLATEAU_MODES_BY_DATA.get(rec["data"], PLATEAU_MODES) and \
-                abs(d_hq) <= 100 * PLATEAU_HQ
+        def within(rec: dict, d_modes: float, d_hq: float) -> bool:  # HQ in points here
+            return within_plateau(rec["data"], d_modes, d_hq / 100)
 
         flat = [rec for w, rec in spreads if within(rec, w["modes"][2] - w["modes"][0], w["hq"][2] - w["hq"][0])]
         ok_rule = [rec for w, rec in spreads if within(rec, w["d_modes"], w["d_hq"])]

@@ -62,8 +62,7 @@ def protocol(data: str, cap: Optional[int] = None, every: Optional[int] = None,
     if data not in CAPS and cap is None:
         raise ConfigError(f"no anytime cap for data {data!r}: use one of {', '.join(CAPS)}")
     return {"data": data, "cap": int(cap or CAPS[data]), "every": int(every or EVERY), "schedule": schedule or SCHEDULE,
-            "data_seed": 0,
-            "eval_n_samples": EVAL_N_SAMPLES, "eval_seed": EVAL_SEED, "eval_threshold": EVAL_THRESHOLD}
+            "data_seed": 0, "eval_n_samples": EVAL_N_SAMPLES, "eval_seed": EVAL_SEED, "eval_threshold": EVAL_THRESHOLD}
 
 
 def versions() -> dict:
@@ -184,6 +183,12 @@ def at_step(rec: dict, step: int) -> Optional[dict]:
     return next((r for r in rec["curve"] if r["gen_step"] == step), None)
 
 
+def within_plateau(data: str, d_modes: float, d_hq: float) -> bool:
+    """The plateau thresholds: |Δ modes| ≤ PLATEAU_MODES (stacked digits: PLATEAU_MODES_BY_DATA) and |Δ HQ| ≤
+    PLATEAU_HQ, HQ as a fraction."""
+    return abs(d_modes) <= PLATEAU_MODES_BY_DATA.get(data, PLATEAU_MODES) and abs(d_hq) <= PLATEAU_HQ
+
+
 def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
     """Median (and min–max) over seeds at the cap, the plateau check between CAP/2 and CAP, the seeds' fit time."""
     rs = [r for r in recs if r["method"] == method and r["data"] == data]
@@ -208,7 +213,7 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
         sh = statistics.median(e["eval/hq"] for e in ends) - statistics.median(h["eval/hq"] for h in halves) \
             if has_hq else 0.0
         dm, dh = abs(sm), abs(sh)
-        out["plateau"] = bool(dm <= PLATEAU_MODES_BY_DATA.get(data, PLATEAU_MODES) and dh <= PLATEAU_HQ)
+        out["plateau"] = within_plateau(data, dm, dh)
         out["moved"] = (dm, dh)
         out["delta"] = (sm, sh)  # signed: median at the cap minus median at cap/2 (modes, HQ fraction)
     return out
