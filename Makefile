@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# pytest worker processes (pytest-xdist): the suite's tests are independent (own tmp dirs, free ports)
+TEST_WORKERS ?= 2
 PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 STAMP  := $(VENV)/.installed-test
 
@@ -28,10 +30,10 @@ compare: $(STAMP)
 	$(PY) -m zoo.compare --methods all --data ring8 --seeds 1 --budget 300steps --out runs/compare-demo --wandb false
 
 test: $(STAMP)
-	WANDB_MODE=disabled $(PY) -m pytest -q
+	WANDB_MODE=disabled $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-all: $(STAMP)
-	WANDB_MODE=disabled $(PY) -m pytest -q -m ''
+	WANDB_MODE=disabled $(PY) -m pytest -q -m '' -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) runs

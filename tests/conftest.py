@@ -11,6 +11,13 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in several worker processes (pytest-xdist): they share the cores, so each gets
+    # its share of torch threads instead of one thread per core each (oversubscribed matmuls run slower)
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
 
 @pytest.fixture
 def one_thread():
