@@ -18,13 +18,17 @@ seed, config, commit, command, status, budget, the machine, and the ``curve`` (o
 the grid finishes over several sessions on fresh machines; a killed run resumes from its ``last.ckpt`` (run
 folders under ``runs/convergence``, git-ignored). ``write`` reads the records only.
 
-**Plateau.** Between the last two evaluations (8,000 and 16,000 steps) the seeds' median mode count moves by at
-most :data:`PLATEAU_MODES` and the median HQ by at most :data:`PLATEAU_HQ` points; a method that misses it is
-marked "still moving at its cap" in the table.
+**Plateau.** Read on window medians (:func:`zoo.anytime.window_medians`): per seed the median of its evaluations
+over the last doubling (cap/2, cap] against the one before (cap/4, cap/2]; the seeds' median mode count may move by
+at most :data:`PLATEAU_MODES` and the median HQ by at most :data:`PLATEAU_HQ` points; a method that misses it is
+marked "still moving at its cap" in the table. On this grid's log2 schedule each window holds one evaluation (8,000
+and 16,000 steps), so the rule compares two snapshots.
 
-**Probe and window.** ``probe`` trains single seeds past the cap on the same protocol (records in ``probe/``);
-``window`` evaluates single seeds every :data:`WINDOW_EVERY` steps (``linear`` schedule) to :data:`WINDOW_CAP`
-(records in ``window/``), to show what a curve does between the two snapshots the plateau rule compares.
+**Probe and dense grid.** ``probe`` trains single seeds past the cap on the same protocol (records in ``probe/``).
+``window`` is the dense grid: the same runs to :data:`WINDOW_CAP` generator steps with an evaluation every
+:data:`WINDOW_EVERY` (``linear`` schedule), 5 seeds of every method on ring8 and grid25 (records in ``window/``,
+resumable like the grid's), where the window medians hold 16 and 8 evaluations and single-evaluation dips no longer
+decide the plateau.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import run_anytime, save_figure, table, within_plateau  # noqa: E402
+from zoo.anytime import curve_band, run_anytime, save_figure, summary, table, window_medians, within_plateau  # noqa: E402,E501
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -69,8 +73,8 @@ RUNS = ROOT / "runs" / "convergence"
 PROBE_RECORDS = OUT / "probe"
 PROBE_RUNS = ROOT / "runs" / "probe"
 PROBE_CAP = 64000
-#: the plateau window: single seeds on the grid's protocol but evaluated every WINDOW_EVERY generator steps (linear
-#: schedule) to WINDOW_CAP, to see what a curve does between the two snapshots (cap/2, cap) the plateau rule compares
+#: the dense grid: the grid's runs evaluated every WINDOW_EVERY generator steps (linear schedule) to WINDOW_CAP, so
+#: that the plateau rule reads medians of many evaluations instead of two snapshots (cap/2, cap)
 WINDOW_RECORDS = OUT / "window"
 WINDOW_RUNS = ROOT / "runs" / "window"
 WINDOW_CAP = 32000
@@ -114,7 +118,7 @@ def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
 
 def window(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = WINDOW_CAP,
            every: int = WINDOW_EVERY, jobs: int = 2, runs: Path = WINDOW_RUNS, records: Path = WINDOW_RECORDS) -> None:
-    """The plateau window: :func:`run` to ``cap`` with an evaluation every ``every`` generator steps (``linear``
+    """The dense grid: :func:`run` to ``cap`` with an evaluation every ``every`` generator steps (``linear``
     schedule; the grid's protocol otherwise), its records and run folders kept apart from the grid's. The
     evaluations draw from their own seeded generators, so the training trajectory is the grid's: at the grid's
     evaluation steps the dense curve repeats the grid's record of the same seed (:func:`window_lines` checks it)."""
@@ -212,29 +216,26 @@ def probe_moves(recs: List[dict]) -> List[tuple]:
 def window_spread(rec: dict) -> Optional[dict]:
     """A dense run's last half, the evaluations t with cap/2 ≤ t ≤ cap: their count ``n``, the min / median / max of
     the mode count and of HQ (points), and the doubling rule's two snapshots (cap/2 → cap) as ``d_modes``, ``d_hq``.
-    Also the *window medians*: the median mode count and HQ over the last doubling (cap/2, cap] against the one
-    before it (cap/4, cap/2], as ``median_moves`` = (Δ modes, Δ HQ points) — the plateau rule read on windows of
-    evaluations instead of two snapshots. ``None`` without an evaluation at both cap/2 and the cap."""
+    Also the *window medians* (:func:`zoo.anytime.window_medians`): the median mode count and HQ over the last
+    doubling (cap/2, cap] against the one before it (cap/4, cap/2], as ``median_moves`` = (Δ modes, Δ HQ points) —
+    the plateau rule read on windows of evaluations instead of two snapshots. ``None`` without an evaluation at both cap/2 and the cap."""
     rows = _evaluations(rec)
     cap = int(rec["cap"])
     if cap not in rows or cap // 2 not in rows:
         return None
-    last = [rows[t] for t in sorted(rows) if cap // 2 <= t <= cap]
-    modes = [float(r["eval/modes"]) for r in last]
-    hq = [100 * float(r.get("eval/hq", 0.0)) for r in last]
+    last_half = [rows[t] for t in sorted(rows) if cap // 2 <= t <= cap]
+    modes = [float(r["eval/modes"]) for r in last_half]
+    hq = [100 * float(r.get("eval/hq", 0.0)) for r in last_half]
 
-    def medians(lo: int, hi: int) -> Optional[Tuple[float, float]]:  # over the evaluations t, lo < t ≤ hi
-        win = [rows[t] for t in rows if lo < t <= hi]
-        if not win:
-            return None
-        return (statistics.median(float(r["eval/modes"]) for r in win),
-                statistics.median(100 * float(r.get("eval/hq", 0.0)) for r in win))
-
-    before, after = medians(cap // 4, cap // 2), medians(cap // 2, cap)
-    return {"n": len(last), "modes": (min(modes), statistics.median(modes), max(modes)),
+    wm = window_medians(rec)
+    moves = None
+    if wm is not None and "eval/modes" in wm[0] and "eval/modes" in wm[1]:
+        last, before = wm
+        moves = (last["eval/modes"] - before["eval/modes"],
+                 100 * (last.get("eval/hq", 0.0) - before.get("eval/hq", 0.0)))
+    return {"n": len(last_half), "modes": (min(modes), statistics.median(modes), max(modes)),
             "hq": (min(hq), statistics.median(hq), max(hq)),
-            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0],
-            "median_moves": (after[0] - before[0], after[1] - before[1]) if before and after else None}
+            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0], "median_moves": moves}
 
 
 def same_trajectory(dense: dict, others: Sequence[dict]) -> str:
@@ -257,16 +258,21 @@ def same_trajectory(dense: dict, others: Sequence[dict]) -> str:
     return f"equal at {common[0]:,}–{common[-1]:,} ({len(common)} evaluations)"
 
 
-PALETTE_WINDOW = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-
-
 def _power_of_two(k: int) -> bool:
     return k > 0 and k & (k - 1) == 0
 
 
+def _cells(recs: List[dict]) -> List[Tuple[str, str, List[dict]]]:
+    """(data, method, its records) in report order."""
+    out: Dict[Tuple[str, str], List[dict]] = {}
+    for r in sorted(recs, key=_order):
+        out.setdefault((r["data"], r["method"]), []).append(r)
+    return [(d, m, rs) for (d, m), rs in out.items()]
+
+
 def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
-    """Modes and HQ of every dense run against generator steps (one column per dataset), the log2 snapshots
-    marked; written atomically."""
+    """Modes and HQ against generator steps (linear axis, one column per dataset): per method the median over its
+    dense seeds with the min–max band, the log2 snapshots (250·2^k) marked; the last doubling shaded; atomic."""
     if not recs:
         return None
     import matplotlib
@@ -274,95 +280,180 @@ def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from zoo.anytime import PALETTE
+
     datasets = [d for d in DATASETS if any(r["data"] == d for r in recs)]
-    fig, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 6), squeeze=False)
+    fig, axes = plt.subplots(2, len(datasets), figsize=(6.5 * len(datasets), 7), squeeze=False)
     for j, data in enumerate(datasets):
-        for k, rec in enumerate(r for r in recs if r["data"] == data):
-            rows = _evaluations(rec)
-            steps = sorted(rows)
-            log2 = [t for t in steps if t % EVERY == 0 and _power_of_two(t // EVERY)]  # the grid's snapshots
+        for data_, method, rs in _cells(recs):
+            if data_ != data:
+                continue
+            color = PALETTE[METHODS.index(method) % len(PALETTE)] if method in METHODS else "black"
+            label = f"{LABELS.get(method, method)} ({len(rs)} seed{'s' if len(rs) > 1 else ''})"
             for i, (key, scale) in enumerate((("eval/modes", 1.0), ("eval/hq", 100.0))):
+                steps, med, lo, hi, _ = curve_band([[row for row in r["curve"] if row["gen_step"] <= r["cap"]]
+                                                     for r in rs], key)
+                if not steps:
+                    continue
                 ax = axes[i][j]
-                line, = ax.plot(steps, [scale * rows[t].get(key, float("nan")) for t in steps], lw=1.2,
-                                label=_who(rec), color=PALETTE_WINDOW[k % len(PALETTE_WINDOW)])
-                ax.plot(log2, [scale * rows[t].get(key, float("nan")) for t in log2], "o", ms=5,
-                        color=line.get_color())
-                ax.axvspan(rec["cap"] // 2, rec["cap"], color="0.92", zorder=0)
+                ax.plot(steps, [scale * v for v in med], lw=1.3, color=color, label=label)
+                ax.fill_between(steps, [scale * v for v in lo], [scale * v for v in hi], color=color, alpha=0.12,
+                                lw=0)
+                snaps = [k for k, t in enumerate(steps) if t % EVERY == 0 and _power_of_two(t // EVERY)]
+                ax.plot([steps[k] for k in snaps], [scale * med[k] for k in snaps], "o", ms=4, color=color)
+        cap = max(r["cap"] for r in recs if r["data"] == data)
         every = next(r for r in recs if r["data"] == data).get("every", WINDOW_EVERY)
-        axes[0][j].set_title(f"{data}: every {every:,} steps (dots: log2 snapshots)", fontsize=10)
+        for i in range(2):
+            axes[i][j].axvspan(cap // 2, cap, color="0.93", zorder=0)
+            axes[i][j].grid(alpha=0.3)
+        axes[0][j].set_title(f"{data}: every {every:,} steps; median over seeds, band min–max; dots: log2 "
+                             "snapshots", fontsize=9)
         axes[0][j].set_ylabel("modes covered")
         axes[1][j].set_ylabel("HQ %")
-        axes[1][j].set_xlabel("generator steps (shaded: the last half)")
+        axes[1][j].set_xlabel("generator steps (shaded: the last doubling, the plateau window)")
         axes[0][j].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
+def window_cell(rs: List[dict], log2_recs: Sequence[dict] = ()) -> Optional[dict]:
+    """One (method, data) of the dense grid over its seeds: :func:`zoo.anytime.summary` (quality at the budget and
+    the plateau check on window medians), the two-snapshot rule read on the same runs (median over seeds at the cap
+    minus that at cap/2: ``snap`` = (Δ modes, Δ HQ points)), the median over seeds of each run's last-half spread
+    (max − min: ``spread`` = (modes, HQ points), :func:`window_spread`), how many seeds repeat their log2 record
+    (``same`` of ``compared``, :func:`same_trajectory`) and the median ``fit`` CPU seconds."""
+    spreads = [window_spread(r) for r in rs]
+    if not rs or any(w is None for w in spreads):
+        return None
+    s = summary(rs, rs[0]["method"], rs[0]["data"])
+    rows = [_evaluations(r) for r in rs]
+    caps = [int(r["cap"]) for r in rs]
+    snap = (statistics.median(e[c]["eval/modes"] for e, c in zip(rows, caps))
+            - statistics.median(e[c // 2]["eval/modes"] for e, c in zip(rows, caps)),
+            100 * (statistics.median(e[c].get("eval/hq", 0.0) for e, c in zip(rows, caps))
+                   - statistics.median(e[c // 2].get("eval/hq", 0.0) for e, c in zip(rows, caps))))
+    trajectories = [same_trajectory(r, log2_recs) for r in rs]
+    cpu = [float(r["cpu_s"]) for r in rs if r.get("cpu_s")]
+    return {"summary": s, "snap": snap,
+            "spread": (statistics.median(w["modes"][2] - w["modes"][0] for w in spreads),
+                       statistics.median(w["hq"][2] - w["hq"][0] for w in spreads)),
+            "same": sum(t.startswith("equal") for t in trajectories),
+            "compared": sum(t != "no log2 record" for t in trajectories),
+            "differs": [f"s{r['seed']}: {t}" for r, t in zip(rs, trajectories) if t.startswith("differs")],
+            "cpu_s": statistics.median(cpu) if cpu else None}
+
+
+def window_cost(recs: List[dict]) -> str:
+    """What the dense grid has cost and what it will: the recorded ``fit`` CPU hours, and the full grid projected as
+    Σ over (method, 2-D set) of the median CPU seconds of its records × 5 seeds, in hours of the 2-core machine (two
+    runs at a time); the cells without a record are named (not in the projection)."""
+    spent = sum(float(r.get("cpu_s") or 0) for r in recs)
+    proj, missing = 0.0, []
+    for d in ("ring8", "grid25"):
+        for m in METHODS:
+            xs = [float(r["cpu_s"]) for r in recs if (r["method"], r["data"]) == (m, d) and r.get("cpu_s")]
+            if xs:
+                proj += statistics.median(xs) * len(SEEDS)
+            else:
+                missing.append(f"{LABELS.get(m, m)} {d}")
+    return (f"; {spent / 3600:.2f} CPU hours recorded; the full dense grid projected at {proj / 7200:.1f} h of the "
+            "2-core machine from the median CPU seconds of each cell's records"
+            + (f" (no record yet, not in the projection: {', '.join(missing)})" if missing else ""))
+
+
 def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Optional[Path] = None,
                  report: Optional[Path] = None) -> List[str]:
-    """The plateau window's table: per dense run the spread of modes and HQ over its last half, the one difference
-    (cap/2 → cap) the plateau rule reads, the rule read on window medians (:func:`window_spread`), and whether the
-    run repeats the grid's/probe's log2 record of the same seed (:func:`same_trajectory`); the counts of runs flat
-    by each reading; with ``fig_dir`` the figure (:func:`window_plot`)."""
+    """The dense grid's section: per (method, data) over its seeds the quality at the budget, the plateau read on
+    window medians, the two-snapshot rule and the last-half spread beside it, and whether the runs repeat the log2
+    records of their seeds (:func:`window_cell`); the counts of cells flat by each reading; how many records of the
+    grid exist; with ``fig_dir`` the figure (:func:`window_plot`)."""
     if not recs:
         return []
-    recs = sorted(recs, key=_order)
-    L = [f"### Plateau window: every {WINDOW_EVERY:,} steps, one seed", "",
-         "The plateau rule compares two snapshots, cap/2 and the cap. Single runs on the grid's protocol evaluated "
-         "densely instead (`OMP_NUM_THREADS=1 python experiments/reproduction.py window --data D --methods M "
-         f"--seeds 0`: an evaluation every {WINDOW_EVERY:,} generator steps to {WINDOW_CAP:,}; records in "
-         "`docs/results/reproduction/window/`) show what a curve does between them. Spread: min / median / max over "
-         "the evaluations of the last half (cap/2 to the cap); *rule*: the move from cap/2 to the cap that the "
-         "doubling rule reads; *window medians*: the same rule read on the medians over the last doubling "
-         "(cap/2, cap] against the one before (cap/4, cap/2]; *trajectory*: whether the dense run repeats the log2 "
-         "record of the same seed at its evaluation steps (evaluation samples under a forked, seeded RNG, so it "
-         "should).", "",
-         "| data | method | seed | last half | modes min / median / max | HQ % min / median / max | rule: Δ modes, "
-         "Δ HQ | window medians: Δ modes, Δ HQ | trajectory vs the log2 record |", "|---" * 9 + "|"]
-    spreads = []
-    for rec in recs:
-        w = window_spread(rec)
-        if w is None:
+    n_cells = len(METHODS) * 2
+    total = n_cells * len(SEEDS)
+    L = [f"### The dense grid: an evaluation every {WINDOW_EVERY:,} steps to {WINDOW_CAP:,}", "",
+         "The 16,000-step grid above reads the plateau from two snapshots (cap/2 and the cap). Its curves are far "
+         "noisier between them than that rule assumes, and several methods still gain HQ at 16,000. The dense grid "
+         f"trains the same runs (protocol, configs and seeds of the grid) to {WINDOW_CAP:,} generator steps with an "
+         f"evaluation every {WINDOW_EVERY:,} (`OMP_NUM_THREADS=1 python experiments/reproduction.py window`, or "
+         "`--data D --methods M --seeds S` for a part; records in `docs/results/reproduction/window/`, resumed across sessions "
+         "like the grid's). Its plateau rule reads **window medians**: per seed the median of the evaluations over "
+         f"the last doubling ({WINDOW_CAP // 2:,}, {WINDOW_CAP:,}] and over the one before "
+         f"({WINDOW_CAP // 4:,}, {WINDOW_CAP // 2:,}]; the seeds' median modes may move by ≤ {PLATEAU_MODES:g} and "
+         f"median HQ by ≤ {PLATEAU_HQ * 100:g} points (the grid's thresholds; on the log2 schedule the same rule "
+         "reads the two snapshots). Quality at the budget: per seed the median over the last doubling, then median "
+         "(min–max) over seeds. Beside it: the two-snapshot rule on the same runs, and the median over seeds of a "
+         "run's spread (max − min) over its last half. *Same as log2*: seeds whose dense run repeats, at the common "
+         "steps, the log2 record of the same seed (the evaluations draw from their own seeded generators, so "
+         "they should).", "",
+         f"Records so far: {len(recs)} of {total} (7 methods × {len(SEEDS)} seeds of ring8 and grid25)"
+         + window_cost(recs) + ".", "",
+         "| data | method | seeds | modes (median, min–max) | HQ % | KL | window medians: Δ modes, Δ HQ | flat? | "
+         "two snapshots: Δ modes, Δ HQ | last-half spread: modes, HQ pts | same as log2 | CPU s (median) |",
+         "|---" * 12 + "|"]
+    cells = []
+    for data, method, rs in _cells(recs):
+        c = window_cell(rs, log2_recs)
+        if c is None:
             continue
-        spreads.append((w, rec))
-        m, h, mm = w["modes"], w["hq"], w["median_moves"]
-        L.append(f"| {rec['data']} | {LABELS.get(rec['method'], rec['method'])} | {rec['seed']} | "
-                 f"{rec['cap'] // 2:,}–{rec['cap']:,} ({w['n']} evaluations) | {m[0]:g} / {m[1]:g} / {m[2]:g} | "
-                 f"{h[0]:.0f} / {h[1]:.0f} / {h[2]:.0f} | {w['d_modes']:+g}, {w['d_hq']:+.0f} pts | "
-                 + (f"{mm[0]:+g}, {mm[1]:+.0f} pts" if mm else "–") + f" | {same_trajectory(rec, log2_recs)} |")
-    if spreads:
-        def within(rec: dict, d_modes: float, d_hq: float) -> bool:  # HQ in points here
-            return within_plateau(rec["data"], d_modes, d_hq / 100)
+        s = c["summary"]
+        cells.append((c, data, method))
 
-        flat = [rec for w, rec in spreads if within(rec, w["modes"][2] - w["modes"][0], w["hq"][2] - w["hq"][0])]
-        ok_rule = [rec for w, rec in spreads if within(rec, w["d_modes"], w["d_hq"])]
-        ok_med = [rec for w, rec in spreads if w["median_moves"] and within(rec, *w["median_moves"])]
+        def cell(k, pct=False):
+            if k not in s:
+                return "–"
+            med, lo, hi = s[k]
+            f = (lambda v: f"{100 * v:.1f}") if pct else (lambda v: f"{v:.3g}")
+            return f"{f(med)} ({f(lo)}–{f(hi)})"
 
-        def who(rs: List[dict]) -> str:
-            return f" ({', '.join(_who(r) for r in rs)})" if rs else ""
+        if "plateau" in s:
+            dm, dh = s["delta"]
+            moves, flat = f"{dm:+g}, {100 * dh:+.1f} pts", "yes" if s["plateau"] else "**no**"
+        else:
+            moves, flat = "–", "n/a (generator made after the cap)" if s.get("after_cap") else "–"
+        L.append(f"| {data} | {LABELS.get(method, method)} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | "
+                 f"{cell('eval/hq', True)} | {cell('eval/kl')} | {moves} | {flat} | {c['snap'][0]:+g}, "
+                 f"{c['snap'][1]:+.1f} pts | {c['spread'][0]:g}, {c['spread'][1]:.0f} | "
+                 f"{c['same']} of {c['compared']} | " + (f"{c['cpu_s']:.0f}" if c["cpu_s"] else "–") + " |")
+    if cells:
+        def who(sel: List[tuple]) -> str:
+            return f" ({', '.join(f'{LABELS.get(m, m)} {d}' for _, d, m in sel)})" if sel else ""
 
-        L += ["", f"Within the plateau thresholds over the whole last half (max − min): **{len(flat)} of "
-              f"{len(spreads)}** runs{who(flat)}; by the two-snapshot rule: {len(ok_rule)} of {len(spreads)}"
-              f"{who(ok_rule)}; by the window medians: {len(ok_med)} of {len(spreads)}{who(ok_med)}."]
+        checked = [x for x in cells if "plateau" in x[0]["summary"]]
+        flat = [x for x in checked if x[0]["summary"]["plateau"]]
+        rule = [x for x in checked if within_plateau(x[1], x[0]["snap"][0], x[0]["snap"][1] / 100)]
+        tight = [x for x in checked if within_plateau(x[1], x[0]["spread"][0], x[0]["spread"][1] / 100)]
+        L += ["", f"Flat by the window medians: **{len(flat)} of {len(checked)}** cells{who(flat)}; by the "
+                  f"two-snapshot rule: {len(rule)} of {len(checked)}{who(rule)}; within the thresholds over the whole "
+                  f"last half (median max − min): {len(tight)} of {len(checked)}{who(tight)}."]
+        differs = [f"{LABELS.get(m, m)} {d} {x}" for c, d, m in cells for x in c["differs"]]
+        if differs:
+            L += ["", "Dense runs that part from their seed's log2 record: " + "; ".join(differs) + "."]
     if fig_dir is not None:
-        p = window_plot([rec for _, rec in spreads], Path(fig_dir) / "window.png")
+        p = window_plot([r for c, d, m in cells for r in recs if (r["data"], r["method"]) == (d, m)],
+                        Path(fig_dir) / "window.png")
         if p is not None:
             link = os.path.relpath(p, Path(report).parent) if report is not None else str(p)
-            L += ["", f"![dense evaluations: modes and HQ every {WINDOW_EVERY:,} generator steps]({link})"]
+            L += ["", f"![dense evaluations: modes and HQ every {WINDOW_EVERY:,} generator steps, median over seeds]"
+                      f"({link})"]
     return L + [""]
 
 
 def as_runs(recs: List[dict]) -> list:
-    """The records as the report's :class:`reproduction_grid.Run` rows: the metrics of the final evaluation (at the
-    cap; AE-OT's after its OT solve), the run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
+    """The records as the report's :class:`reproduction_grid.Run` rows: each run's quality at its budget
+    (:func:`zoo.anytime.plateau_value`: the final evaluation on the log2 schedule; AE-OT's after its OT solve), the run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
     (mode table, verdicts, per-run table) read the convergence grid wherever it has records."""
     from reproduction_grid import Run
+
+    from zoo.anytime import plateau_value
 
     out = []
     for r in recs:
         end = r["curve"][-1]
+        metrics = {k: float(v) for k, v in end.items() if k.startswith("eval/") and v is not None}
+        metrics.update(plateau_value(r))  # the last doubling's medians (= the final evaluation on the log2 schedule)
         out.append(Run(method=r["method"], data=r["data"], seed=int(r["seed"]), status=str(r.get("status")),
-                       metrics={k: float(v) for k, v in end.items() if k.startswith("eval/") and v is not None},
+                       metrics=metrics,
                        gen_steps=r.get("gen_step", end.get("gen_step")), wall_s=r.get("wall_s"),
                        versions=dict(r.get("versions") or {}, git_commit=str(r.get("commit") or "")),
                        device={"platform": str(r.get("machine", "")).split(" ")[0],

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python experiments/reproduction.py run   [--data ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2]
     OMP_NUM_THREADS=1 python experiments/reproduction.py probe --methods wgan_gp srgan [--data ring8] [--cap 64000]
-    OMP_NUM_THREADS=1 python experiments/reproduction.py window --methods srgan [--data grid25] [--every 1000]
+    OMP_NUM_THREADS=1 python experiments/reproduction.py window [--data ring8 grid25] [--methods ...] [--seeds 0 1 2 3 4]
     OMP_NUM_THREADS=1 python experiments/reproduction.py run-short [--data ring8 grid25 stacked_digits] [--seeds 0 1 2]
                                                                [--budget ring8=1000steps ...] [--out runs/reproduction]
     python experiments/reproduction.py write [--runs runs/reproduction] [--out docs/REPRODUCTION.md]
@@ -82,12 +82,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--runs", default=str(cg.PROBE_RUNS))
     q.add_argument("--records", default=str(cg.PROBE_RECORDS))
-    v = sub.add_parser("window", help="the plateau window: single seeds evaluated every --every generator steps to "
-                                      f"--cap (default {cg.WINDOW_EVERY:,} to {cg.WINDOW_CAP:,}), records in "
-                                      f"{rel(cg.WINDOW_RECORDS)}")
+    v = sub.add_parser("window", help="the dense grid: every run without a record, evaluated every --every generator "
+                                      f"steps to --cap (default {cg.WINDOW_EVERY:,} to {cg.WINDOW_CAP:,}), records in "
+                                      f"{rel(cg.WINDOW_RECORDS)} (resumable)")
     v.add_argument("--data", nargs="+", default=["ring8", "grid25"], choices=cg.DATASETS)
-    v.add_argument("--methods", nargs="+", required=True, choices=cg.METHODS)
-    v.add_argument("--seeds", nargs="+", type=int, default=[0])
+    v.add_argument("--methods", nargs="+", default=cg.METHODS, choices=cg.METHODS)
+    v.add_argument("--seeds", nargs="+", type=int, default=cg.SEEDS)
     v.add_argument("--cap", type=int, default=cg.WINDOW_CAP, help="generator steps (a multiple of --every)")
     v.add_argument("--every", type=int, default=cg.WINDOW_EVERY, help="generator steps between evaluations")
     v.add_argument("--jobs", type=int, default=2)

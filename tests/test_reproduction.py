@@ -192,7 +192,7 @@ def test_convergence_section_is_built_from_the_records_alone(tmp_path, repro):
     # medians at the cap: modes 8 (8–8), HQ 83 % (82–84 %); plateau: modes +0, HQ +3 pts
     assert "| 8 (8–8) | 83.0 % (82.0 %–84.0 %) |" in van and "| yes |" in van
     wg = next(ln for ln in text.splitlines() if ln.startswith("| WGAN-GP | 0,1,2 |"))
-    assert "no: still moving (median modes moved 3.0, HQ 30.0 pts from cap/2)" in wg
+    assert "no: still moving (median modes moved 3.0, HQ 30.0 pts over the last doubling)" in wg
     assert (docs / "results" / "reproduction" / "convergence_ring8.png").stat().st_size > 10_000
     # beside PacGAN's Table 1: our medians in its columns, and the GAN row compared in words
     assert "| PacGAN T1: GAN | 6.3±0.5 | 98.2±0.2 | 0.45±0.09 |" in text
@@ -296,23 +296,25 @@ def test_plateau_probe_finds_where_each_curve_flattens(tmp_path, monkeypatch, re
 
 
 def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_path, monkeypatch, repro):
-    """Dense runs (an evaluation every 1,000 steps to 8,000 here): the spread of modes and HQ over the last half
-    against the two-snapshot rule, and whether each repeats the log2 record of its seed (hand-computed below)."""
+    """Dense runs (an evaluation every 1,000 steps to 8,000 here): per run the spread over the last half and the
+    window medians; per (method, data) over seeds the quality at the budget, the plateau on window medians against the
+    two-snapshot rule, and whether each run repeats the log2 record of its seed (all hand-computed below)."""
     import convergence_grid as cg
 
     docs = tmp_path / "docs"
     window = docs / "results" / "reproduction" / "window" / "ring8"
     window.mkdir(parents=True)
 
-    def dense(method: str, modes: list, hq: list) -> None:
+    def dense(method: str, modes: list, hq: list, seed: int = 0) -> None:
         curve = [{"gen_step": 1000 * (i + 1), "wall_s": 1.0, "cpu_s": 1.0, "eval/modes": m, "eval/hq": h}
                  for i, (m, h) in enumerate(zip(modes, hq))]
-        (window / f"{method}-s0.json").write_text(json.dumps(
-            {"method": method, "data": "ring8", "seed": 0, "cap": 8000, "every": 1000, "schedule": "linear",
+        (window / f"{method}-s{seed}.json").write_text(json.dumps(
+            {"method": method, "data": "ring8", "seed": seed, "cap": 8000, "every": 1000, "schedule": "linear",
              "status": "complete", "curve": curve}))
 
-    # SR-GAN: equal at 4,000 and 8,000 (the rule: flat), but 4 modes / 60 HQ points lower at 6,000 in between
+    # SR-GAN s0: equal at 4,000 and 8,000 (the rule: flat), but 4 modes / 60 HQ points lower at 6,000 in between
     dense("srgan", [1, 2, 3, 8, 7, 4, 8, 8], [0, .1, .2, .7, .5, .1, .6, .7])
+    dense("srgan", [0, 1, 2, 4, 4, 4, 5, 6], [0, 0, .1, .2, .2, .3, .3, .4], seed=1)  # still climbing
     # VanillaGAN: inside the thresholds over the whole last half (8 modes, HQ 80-84 %)
     dense("vanilla", [2, 5, 8, 8, 8, 8, 8, 8], [0, .2, .80, .80, .82, .84, .81, .83])
     # the log2 records of the same seeds (250·2^k to 2,000): SR-GAN's agrees at 1,000 and 2,000; VanillaGAN's not
@@ -320,23 +322,33 @@ def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_p
     _record(docs, "vanilla", "ring8", 0, [0, 1, 2, 6], [0, 0, 0, .2])
     recs = cg.load_records(docs / "results" / "reproduction" / "window")
     log2 = cg.load_records(docs / "results" / "reproduction" / "runs")
-    w = {r["method"]: cg.window_spread(r) for r in recs}
-    # window medians: SR-GAN over (2,000, 4,000] 5.5 modes / 45 % HQ, over (4,000, 8,000] 7.5 / 55 %: +2, +10;
+    w = {(r["method"], r["seed"]): cg.window_spread(r) for r in recs}
+    # window medians: SR-GAN s0 over (2,000, 4,000] 5.5 modes / 45 % HQ, over (4,000, 8,000] 7.5 / 55 %: +2, +10;
     # VanillaGAN 8 / 80 % then 8 / 82.5 %: +0, +2.5 (flat)
-    assert w["srgan"] == {"n": 5, "modes": (4, 8, 8), "hq": (10.0, 60.0, 70.0), "d_modes": 0, "d_hq": 0.0,
-                          "median_moves": (2.0, pytest.approx(10.0))}
-    assert w["vanilla"]["modes"] == (8, 8, 8) and w["vanilla"]["hq"] == pytest.approx((80.0, 82.0, 84.0))
-    assert w["vanilla"]["median_moves"] == (0.0, pytest.approx(2.5))
-    sr, van = (next(r for r in recs if r["method"] == m) for m in ("srgan", "vanilla"))
+    assert w["srgan", 0] == {"n": 5, "modes": (4, 8, 8), "hq": (10.0, 60.0, 70.0), "d_modes": 0, "d_hq": 0.0,
+                             "median_moves": (2.0, pytest.approx(10.0))}
+    assert w["vanilla", 0]["modes"] == (8, 8, 8) and w["vanilla", 0]["hq"] == pytest.approx((80.0, 82.0, 84.0))
+    assert w["vanilla", 0]["median_moves"] == (0.0, pytest.approx(2.5))
+    sr, van = (next(r for r in recs if (r["method"], r["seed"]) == (m, 0)) for m in ("srgan", "vanilla"))
     assert cg.same_trajectory(sr, log2) == "equal at 1,000–2,000 (2 evaluations)"
     assert cg.same_trajectory(van, log2) == "differs from 2,000 (log2 record 6 / 20.0 %, dense 5 / 20.0 %)"
     assert cg.same_trajectory(sr, []) == "no log2 record"
     lines = cg.window_lines(recs, log2, fig_dir=docs / "figs", report=docs / "REPRODUCTION.md")
-    row = next(ln for ln in lines if ln.startswith("| ring8 | SR-GAN | 0 |"))
-    assert "| 4,000–8,000 (5 evaluations) | 4 / 8 / 8 | 10 / 60 / 70 | +0, +0 pts | +2, +10 pts |" in row
-    assert ("Within the plateau thresholds over the whole last half (max − min): **1 of 2** runs (VanillaGAN ring8 "
-            "s0); by the two-snapshot rule: 2 of 2 (VanillaGAN ring8 s0, SR-GAN ring8 s0); by the window medians: "
-            "1 of 2 (VanillaGAN ring8 s0).") in "\n".join(lines)
+    text = "\n".join(lines)
+    # SR-GAN over seeds 0, 1: last-doubling medians 7.5 and 4.5 modes, 55 and 30 % HQ (s1: 4,4,5,6 / .2,.3,.3,.4)
+    # -> 6 (4.5-7.5), 42.5 % (30-55); the window before: 5.5 and 3 modes, 45 and 15 %: seed medians move +1.75
+    # modes, +12.5 pts (not flat); two snapshots: medians at 8,000 (8, 6) = 7 and 55 %, at 4,000 (8, 4) = 6 and
+    # 45 %: +1, +10 pts; last-half spreads 4 and 2 modes, 60 and 20 pts -> medians 3, 40; s0 repeats its log2 record
+    assert ("| ring8 | SR-GAN | 0,1 | 6 (4.5–7.5) | 42.5 (30.0–55.0) | – | +1.75, +12.5 pts | **no** | +1, +10.0 pts "
+            "| 3, 40 | 1 of 1 | – |") in lines
+    assert ("| ring8 | VanillaGAN | 0 | 8 (8–8) | 82.5 (82.5–82.5) | – | +0, +2.5 pts | yes | +0, +3.0 pts | 0, 4 "
+            "| 0 of 1 | – |") in lines
+    assert ("Flat by the window medians: **1 of 2** cells (VanillaGAN ring8); by the two-snapshot rule: 1 of 2 "
+            "(VanillaGAN ring8); within the thresholds over the whole last half (median max − min): 1 of 2 "
+            "(VanillaGAN ring8).") in text
+    assert ("Dense runs that part from their seed's log2 record: VanillaGAN ring8 s0: differs from 2,000 (log2 "
+            "record 6 / 20.0 %, dense 5 / 20.0 %).") in text
+    assert "Records so far: 3 of 70" in text
     assert (docs / "figs" / "window.png").stat().st_size > 10_000
     # the runner: a linear schedule every --every steps, only runs without a record; a cap off the schedule refused
     ran = []

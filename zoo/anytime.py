@@ -10,8 +10,11 @@ Record (:func:`run_anytime`): ``<records>/<data>/<method>-s<seed>.json`` with me
 ``protocol``, ``versions`` (python, torch, Lightning of the run), status, fit seconds, the command, the machine, and
 ``curve``: one row per evaluation, ``{gen_step, wall_s, cpu_s, eval/modes, eval/hq, eval/kl, eval/w2, …}``.
 
-Plateau (:func:`summary`): between the evaluations at cap/2 and at the end, the median over seeds of the mode
-count moves by at most :data:`PLATEAU_MODES` and the median HQ by at most :data:`PLATEAU_HQ`.
+Plateau (:func:`summary`): read on *window medians* (:func:`window_medians`): per seed the median of its
+evaluations over the last doubling (cap/2, cap] and over the one before (cap/4, cap/2]; between the two, the median
+over seeds of the mode count moves by at most :data:`PLATEAU_MODES` and the median HQ by at most :data:`PLATEAU_HQ`.
+On the log2 schedule each window holds one evaluation, so this is the two-snapshot rule (cap/2 against the cap); a
+run's quality at its budget is its last window's median (:func:`plateau_value`).
 
 Against the zoo (:func:`against`, ``python -m zoo.compare --methods my_pkg.MyGAN --against zoo --data ring8``):
 trains only the given methods on this protocol (skipping seeds already recorded under ``--out``) and places them
@@ -189,33 +192,73 @@ def within_plateau(data: str, d_modes: float, d_hq: float) -> bool:
     return abs(d_modes) <= PLATEAU_MODES_BY_DATA.get(data, PLATEAU_MODES) and abs(d_hq) <= PLATEAU_HQ
 
 
+def _windows(rec: dict) -> Tuple[List[dict], List[dict]]:
+    """A record's evaluation rows (gen_step ≤ its cap) in the last doubling (cap/2, cap] and the one before it
+    (cap/4, cap/2]."""
+    cap = int(rec["cap"])
+    rows = [r for r in rec["curve"] if int(r["gen_step"]) <= cap]
+    return ([r for r in rows if cap // 2 < int(r["gen_step"]) <= cap],
+            [r for r in rows if cap // 4 < int(r["gen_step"]) <= cap // 2])
+
+
+def window_medians(rec: dict) -> Optional[Tuple[Dict[str, float], Dict[str, float]]]:
+    """``(last, before)``: for each metric of :data:`KEYS` a run reports, the median of its evaluations over the last
+    doubling of its budget, m_last = median{ v(t) : cap/2 < t ≤ cap }, and over the one before it,
+    m_before = median{ v(t) : cap/4 < t ≤ cap/2 } (t in generator steps). On the log2 schedule (250·2^k) each window
+    holds one evaluation, so these are the values at the cap and at cap/2; with an evaluation every 1,000 steps to
+    32,000 they are medians of 16 and 8 evaluations, which single-evaluation dips do not move. ``None`` when either
+    window has no evaluation."""
+    last, before = _windows(rec)
+    if not last or not before:
+        return None
+
+    def med(rows: List[dict]) -> Dict[str, float]:
+        return {k: statistics.median(float(r[k]) for r in rows if r.get(k) is not None)
+                for k in KEYS if any(r.get(k) is not None for r in rows)}
+
+    return med(last), med(before)
+
+
+def plateau_value(rec: dict) -> Dict[str, float]:
+    """A run's quality *at its budget*: :func:`window_medians`'s ``last`` (the median over (cap/2, cap]; the value at
+    the cap on the log2 schedule); for a run whose final generator is made after the cap (AE-OT's OT solve counts one
+    generator step more) or that lacks the windows, its final evaluation."""
+    end = rec["curve"][-1]
+    wm = None if int(end["gen_step"]) > int(rec["cap"]) else window_medians(rec)
+    if wm is None:
+        return {k: float(end[k]) for k in KEYS if end.get(k) is not None}
+    return wm[0]
+
+
 def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
-    """Median (and min–max) over seeds at the cap, the plateau check between CAP/2 and CAP, the seeds' fit time."""
+    """Over the seeds of (method, data): the median (min, max) of each run's :func:`plateau_value`, the plateau check
+    on window medians (the median over seeds of m_last against that of m_before, :func:`window_medians`: on the log2
+    schedule the values at the cap and at cap/2), and the seeds' median fit time."""
     rs = [r for r in recs if r["method"] == method and r["data"] == data]
     if not rs:
         return None
     cap = rs[0]["cap"]
-    ends = [r["curve"][-1] for r in rs]  # the final evaluation (AE-OT's is after its OT solve, at cap + 1)
-    halves = [at_step(r, cap // 2) for r in rs]
     out = {"method": method, "data": data, "seeds": sorted(r["seed"] for r in rs), "cap": cap,
-           "wall_s": statistics.median(r["wall_s"] for r in rs)}
+           "wall_s": statistics.median([r["wall_s"] for r in rs if r.get("wall_s") is not None] or [math.nan])}
+    values = [plateau_value(r) for r in rs]
     for k in KEYS:
-        vals = [e[k] for e in ends if k in e]
+        vals = [v[k] for v in values if k in v]
         if vals:
             out[k] = (statistics.median(vals), min(vals), max(vals))
-    if any(e["gen_step"] > cap for e in ends):
+    wms = [window_medians(r) for r in rs]
+    if any(r["curve"][-1]["gen_step"] > r["cap"] for r in rs):
         # the final generator comes from a stage after the cap (AE-OT's OT solve counts one more step): the
         # evaluations before it are not the same generator's, so there is no plateau to check
         out["after_cap"] = True
-    elif all(h is not None and "eval/modes" in h for h in halves) and all("eval/modes" in e for e in ends):
-        sm = statistics.median(e["eval/modes"] for e in ends) - statistics.median(h["eval/modes"] for h in halves)
-        has_hq = all("eval/hq" in e for e in ends) and all("eval/hq" in h for h in halves)
-        sh = statistics.median(e["eval/hq"] for e in ends) - statistics.median(h["eval/hq"] for h in halves) \
+    elif all(w is not None and "eval/modes" in w[0] and "eval/modes" in w[1] for w in wms):
+        sm = statistics.median(w[0]["eval/modes"] for w in wms) - statistics.median(w[1]["eval/modes"] for w in wms)
+        has_hq = all("eval/hq" in w[0] and "eval/hq" in w[1] for w in wms)
+        sh = statistics.median(w[0]["eval/hq"] for w in wms) - statistics.median(w[1]["eval/hq"] for w in wms) \
             if has_hq else 0.0
         dm, dh = abs(sm), abs(sh)
         out["plateau"] = within_plateau(data, dm, dh)
         out["moved"] = (dm, dh)
-        out["delta"] = (sm, sh)  # signed: median at the cap minus median at cap/2 (modes, HQ fraction)
+        out["delta"] = (sm, sh)  # signed: last window minus the one before (modes, HQ fraction), seed medians
     return out
 
 
@@ -308,8 +351,9 @@ def check_comparable(zoo_recs: List[dict], data: str, cap: Optional[int] = None)
 
 
 def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
-    """The plateau table of ``data`` (Markdown lines): median (min–max) over seeds at the final evaluation, the
-    plateau check, the median fit seconds; one row per method in ``labels`` order."""
+    """The plateau table of ``data`` (Markdown lines): median (min–max) over seeds of each run's quality at its budget
+    (:func:`plateau_value`: the final evaluation on the log2 schedule), the plateau check (:func:`summary`), the median
+    fit seconds; one row per method in ``labels`` order."""
     L = ["| method | seeds | modes (median, min–max) | HQ | KL | plateau? | fit wall s (median) |",
          "|---|---|---|---|---|---|---|"]
     for m, label in labels.items():
@@ -325,7 +369,7 @@ def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
             return f"{f(med)} ({f(lo)}–{f(hi)})"
 
         pl = ("yes" if s["plateau"] else f"no: still moving (median modes moved {s['moved'][0]:.1f}, HQ "
-              f"{100 * s['moved'][1]:.1f} pts from cap/2)") if "plateau" in s else \
+              f"{100 * s['moved'][1]:.1f} pts over the last doubling)") if "plateau" in s else \
             ("n/a: its generator is made after the cap" if s.get("after_cap") else "–")
         L.append(f"| {label} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | {cell('eval/hq', True)} | "
                  f"{cell('eval/kl')} | {pl} | {s['wall_s']:.0f} |")
