@@ -51,14 +51,51 @@ def test_a_plugin_is_trained_and_placed_among_the_zoo_records(tmp_path, monkeypa
 def test_records_of_another_protocol_or_version_are_refused(tmp_path, monkeypatch):
     zoo_dir = tmp_path / "zoo_records"
     _zoo_records(zoo_dir, monkeypatch)
+    assert anytime.check_comparable(anytime.load_records(zoo_dir), "ring8") == anytime.protocol("ring8")
     p = anytime.record_path(zoo_dir, "ring8", "sngan", 1)
     rec = json.loads(p.read_text())
     p.write_text(json.dumps({**rec, "versions": {**rec["versions"], "torch": "1.0.0"}}))
     with pytest.raises(ConfigError, match="made with torch 1.0.0.*install the versions of constraints.txt"):
         anytime.check_comparable(anytime.load_records(zoo_dir), "ring8")
+    # one record on another evaluation cadence among the others: the folder mixes protocols
     p.write_text(json.dumps({**rec, "protocol": {**rec["protocol"], "every": 500}}))
-    with pytest.raises(ConfigError, match="another protocol \\(every=500 here 50\\)"):
+    with pytest.raises(ConfigError, match="mix protocols \\(.*sngan-s1.* differ in every\\)"):
         anytime.check_comparable(anytime.load_records(zoo_dir), "ring8")
+    # evaluation settings this installation does not use (another HQ threshold) cannot be reproduced
+    for q in zoo_dir.glob("ring8/*.json"):
+        r = json.loads(q.read_text())
+        q.write_text(json.dumps({**r, "protocol": {**anytime.protocol("ring8"), "eval_threshold": 2.0}}))
+    with pytest.raises(ConfigError, match="another protocol \\(eval_threshold=2.0 here 3.0\\)"):
+        anytime.check_comparable(anytime.load_records(zoo_dir), "ring8")
+    with pytest.raises(ConfigError, match="no zoo record of 'grid25'"):
+        anytime.check_comparable(anytime.load_records(zoo_dir), "grid25")
+
+
+def test_dense_records_are_compared_on_their_own_protocol(tmp_path, monkeypatch):
+    """A folder of dense records (an evaluation every 100 steps to 300, linear): the plug-in is trained on that
+    protocol, not on the grid's log2 default, and a record of it made under another protocol is refused."""
+    zoo_dir = tmp_path / "dense"
+    dense = anytime.protocol("ring8", 300, 100, "linear")
+    for seed in (0, 1):
+        curve = [{"gen_step": s, "wall_s": 1.0, "eval/modes": 8 - seed, "eval/hq": 0.5, "eval/kl": 0.2}
+                 for s in (100, 200, 300)]
+        p = anytime.record_path(zoo_dir, "ring8", "vanilla", seed)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"method": "vanilla", "data": "ring8", "seed": seed, "cap": 300, "wall_s": 3.0,
+                                 "protocol": dense, "versions": anytime.versions(), "curve": curve}))
+    assert anytime.check_comparable(anytime.load_records(zoo_dir), "ring8") == dense
+    calls = []
+    monkeypatch.setattr(anytime, "run_anytime", lambda *a, **k: calls.append((a, k)))
+    gan = "examples.lightning_gan.GAN"
+    md = anytime.against([gan], ["ring8"], [0], zoo=str(zoo_dir), out=tmp_path / "cmp")
+    assert [(k["cap"], k["every"], k["schedule"]) for _, k in calls] == [(300, 100, "linear")]
+    assert '"cap": 300, "every": 100, "schedule": "linear"' in md
+    mine = anytime.record_path(tmp_path / "cmp" / "records", "ring8", gan, 0)
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text(json.dumps({"method": gan, "data": "ring8", "seed": 0, "protocol": anytime.protocol("ring8"),
+                                "curve": [{"gen_step": 16000, "eval/modes": 1}]}))
+    with pytest.raises(ConfigError, match="made under another protocol than the zoo records'.*another --out"):
+        anytime.against([gan], ["ring8"], [0], zoo=str(zoo_dir), out=tmp_path / "cmp")
 
 
 def test_cli_without_records_says_where_they_are(tmp_path):

@@ -17,10 +17,11 @@ On the log2 schedule each window holds one evaluation, so this is the two-snapsh
 run's quality at its budget is its last window's median (:func:`plateau_value`).
 
 Against the zoo (:func:`against`, ``python -m zoo.compare --methods my_pkg.MyGAN --against zoo --data ring8``):
-trains only the given methods on this protocol (skipping seeds already recorded under ``--out``) and places them
-in the plateau table and on the curves of the zoo's records (``docs/results/reproduction/runs`` of a checkout, or
-any folder of records); it refuses, in one line, when a zoo record was made under another protocol or other
-versions of torch/Lightning than this installation's.
+trains only the given methods on the records' protocol (cap and evaluation schedule read from the records, so the
+16,000-step log2 grid in ``docs/results/reproduction/runs`` of a checkout and the dense grid in ``…/window`` are
+both targets; seeds already recorded under ``--out`` are skipped) and places them in the plateau table and on the
+curves of the zoo's records; it refuses, in one line, when the records mix protocols, use evaluation settings this
+installation does not, or were made with other versions of torch/Lightning than this installation's.
 """
 
 from __future__ import annotations
@@ -329,25 +330,40 @@ def save_figure(fig, path: Path, dpi: int = 90) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- against the zoo
-def check_comparable(zoo_recs: List[dict], data: str, cap: Optional[int] = None) -> None:
-    """One-line refusal when the zoo's records of ``data`` were made under another protocol or other versions of
-    torch/Lightning than this installation's (their numbers would not be comparable)."""
-    mine, here = protocol(data, cap), versions()
-    for r in zoo_recs:
-        if r.get("data") != data:
-            continue
-        theirs = r.get("protocol") or {}
-        diff = sorted(k for k in mine if theirs.get(k) != mine[k])
-        if diff:
-            raise ConfigError(f"the zoo's record {r['method']}-s{r['seed']} ({data}) used another protocol "
-                              f"({', '.join(f'{k}={theirs.get(k)!r} here {mine[k]!r}' for k in diff)}): "
-                              "compare on the records' protocol or rerun the zoo's grid")
+def check_comparable(zoo_recs: List[dict], data: str, cap: Optional[int] = None) -> dict:
+    """The protocol to train on against the zoo's records of ``data``: theirs (cap, evaluation cadence and schedule
+    are taken from the records, so a folder of dense records is compared on the dense protocol). One-line refusal
+    when the records of ``data`` disagree among themselves, were made under evaluation settings this installation
+    does not use (data seed, evaluation samples, seed, HQ threshold), or with other versions of torch/Lightning
+    (their numbers would not be comparable); ``cap``: the protocol to require instead of the records' own."""
+    rs = [r for r in zoo_recs if r.get("data") == data]
+    if not rs:
+        raise ConfigError(f"no zoo record of {data!r} among the records given: compare on a dataset they cover")
+    protos = {json.dumps(r.get("protocol") or {}, sort_keys=True): r for r in rs}
+    if len(protos) > 1:
+        a, b = (json.loads(k) for k in list(protos)[:2])
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        ra, rb = list(protos.values())[:2]
+        raise ConfigError(f"the zoo's records of {data} mix protocols ({ra['method']}-s{ra['seed']} and "
+                          f"{rb['method']}-s{rb['seed']} differ in {', '.join(diff)}): keep one protocol per folder "
+                          "of records")
+    theirs = json.loads(next(iter(protos)))
+    mine = protocol(data, cap or theirs.get("cap"), theirs.get("every"), theirs.get("schedule"))
+    diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+    if diff:
+        r = rs[0]
+        raise ConfigError(f"the zoo's record {r['method']}-s{r['seed']} ({data}) used another protocol "
+                          f"({', '.join(f'{k}={theirs.get(k)!r} here {mine[k]!r}' for k in diff)}): "
+                          "compare on the records' protocol or rerun the zoo's grid")
+    here = versions()
+    for r in rs:
         v = r.get("versions") or {}
         bad = sorted(k for k in ("torch", "lightning") if v.get(k) != here[k])
         if bad:
             raise ConfigError(f"the zoo's record {r['method']}-s{r['seed']} ({data}) was made with "
                               f"{', '.join(f'{k} {v.get(k)}' for k in bad)}, this installation has "
                               f"{', '.join(f'{k} {here[k]}' for k in bad)}: install the versions of constraints.txt")
+    return mine
 
 
 def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
@@ -403,20 +419,26 @@ def against(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int
 
     folder = zoo_records_folder(zoo)
     zoo_recs = load_records(folder)
-    for d in datasets:
-        check_comparable(zoo_recs, d)
+    protos = {d: check_comparable(zoo_recs, d) for d in datasets}  # the records' own protocol, per dataset
     names = resolve_methods(methods)
     out = Path(out)
     for d in datasets:
+        p = protos[d]
         for m in names:
             for s in seeds:
+                mine_path = record_path(out / "records", d, m, s)
+                if mine_path.exists() and json.loads(mine_path.read_text()).get("protocol") != p:
+                    raise ConfigError(f"{mine_path} was made under another protocol than the zoo records' "
+                                      f"({folder}): give this comparison another --out")
                 run_anytime(m, d, s, out / "runs", out / "records", model=class_path(resolve_model(m)),
-                            config_paths=config_paths)
+                            config_paths=config_paths, cap=p["cap"], every=p["every"], schedule=p["schedule"])
     mine = load_records(out / "records")
     zoo_names = [m for m in dict.fromkeys(r["method"] for r in zoo_recs) if m not in names]
     lines = [f"# Against the zoo: {', '.join(names)}", "",
-             f"Protocol: {json.dumps({k: v for k, v in protocol(datasets[0]).items() if k != 'data'})}; the zoo's "
-             f"records: `{folder}`; this comparison's: `{out / 'records'}`.", ""]
+             f"The zoo's records: `{folder}`; this comparison's: `{out / 'records'}`.", ""]
+    for d in datasets:
+        lines += [f"Protocol of {d} (the zoo records'): "
+                  f"{json.dumps({k: v for k, v in protos[d].items() if k != 'data'})}.", ""]
     for d in datasets:
         recs = [r for r in zoo_recs if r["data"] == d and r["method"] in zoo_names] + \
                [r for r in mine if r["data"] == d]

@@ -546,9 +546,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--budget", default=None, help="<N>steps (generator steps) or <M>min (wall-clock minutes); "
                                                    "required unless --against")
     p.add_argument("--against", default=None, metavar="zoo|FOLDER",
-                   help="train only --methods on the anytime protocol of the zoo's convergence grid (zoo.anytime) "
-                        "and place them in its plateau table and curves: 'zoo' (the records committed in this "
-                        "checkout) or a folder of records; --seeds are the seeds themselves (default 0 1 2 3 4)")
+                   help="train only --methods on the anytime protocol of the zoo's records (zoo.anytime: cap and "
+                        "evaluation schedule read from the records) and place them in their plateau table and "
+                        "curves: 'zoo' (the records committed in this checkout) or a folder of records, e.g. "
+                        "docs/results/reproduction/window; --seeds are the seeds themselves (default 0 1 2 3 4)")
     p.add_argument("--out", default=None, help="grid folder (default: runs/compare-<budget>)")
     p.add_argument("--metric", default="modes", help="leaderboard sort key (modes, hq, kl, fid, w2, wall_time)")
     p.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
