@@ -551,9 +551,10 @@ def plateau_lines(recs: List[dict]) -> List[str]:
     L += ["", f"**{flat} of {flat + moving}** method × dataset cells with a plateau check are flat at the cap. For "
               "the still-moving ones the tables give their quality at the cap, not at their plateau (most of them "
               "are still gaining HQ: samples tightening onto modes they already cover). Doubling the 2-D cap to "
-              f"{2 * CAPS['ring8']:,} steps would cost about {2 * two_d:.1f} h of the 2-core machine for the "
+              f"{2 * CAPS['ring8']:,} steps costs about {2 * two_d:.1f} h of the 2-core machine for the "
               "5-seed 2-D grid (twice the projection below), beyond the 3 h target; the records keep no "
-              "checkpoints, so a longer cap is a new grid, not an extension.", ""]
+              "checkpoints, so a longer cap is a new grid, not an extension: that grid, evaluated every "
+              f"{WINDOW_EVERY:,} steps so that the plateau is read on window medians, is the dense grid below.", ""]
     return L
 
 
