@@ -381,7 +381,9 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
          f"the last doubling ({WINDOW_CAP // 2:,}, {WINDOW_CAP:,}] and over the one before "
          f"({WINDOW_CAP // 4:,}, {WINDOW_CAP // 2:,}]; the seeds' median modes may move by ≤ {PLATEAU_MODES:g} and "
          f"median HQ by ≤ {PLATEAU_HQ * 100:g} points (the grid's thresholds; on the log2 schedule the same rule "
-         "reads the two snapshots). Quality at the budget: per seed the median over the last doubling, then median "
+         "reads the two snapshots), and the median mode count may move by no more between the last two quarters "
+         f"({WINDOW_CAP // 2:,}, {3 * WINDOW_CAP // 4:,}] and ({3 * WINDOW_CAP // 4:,}, {WINDOW_CAP:,}] (a run that "
+         "takes off or collapses late is not flat; HQ over a quarter's 8 evaluations is too noisy to judge). Quality at the budget: per seed the median over the last doubling, then median "
          "(min–max) over seeds. Beside it: the two-snapshot rule on the same runs, and the median over seeds of a "
          "run's spread (max − min) over its last half. *Same as log2*: seeds whose dense run repeats, at the common "
          "steps, the log2 record of the same seed (the evaluations draw from their own seeded generators, so "
@@ -409,6 +411,8 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
         if "plateau" in s:
             dm, dh = s["delta"]
             moves, flat = f"{dm:+g}, {100 * dh:+.1f} pts", "yes" if s["plateau"] else "**no**"
+            if "delta_late" in s and not within_plateau(data, s["delta_late"][0], 0.0):
+                flat += f" (last quarter: {s['delta_late'][0]:+g} modes)"
         else:
             moves, flat = "–", "n/a (generator made after the cap)" if s.get("after_cap") else "–"
         L.append(f"| {data} | {LABELS.get(method, method)} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | "

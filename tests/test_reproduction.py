@@ -317,6 +317,8 @@ def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_p
     dense("srgan", [0, 1, 2, 4, 4, 4, 5, 6], [0, 0, .1, .2, .2, .3, .3, .4], seed=1)  # still climbing
     # VanillaGAN: inside the thresholds over the whole last half (8 modes, HQ 80-84 %)
     dense("vanilla", [2, 5, 8, 8, 8, 8, 8, 8], [0, .2, .80, .80, .82, .84, .81, .83])
+    # WGAN-GP: collapsed, takes off at the very end: flat on the halves (medians 0 and 0), not on the last quarters
+    dense("wgan_gp", [0, 0, 0, 0, 0, 0, 0, 8], [0, 0, 0, 0, 0, 0, 0, .6])
     # the log2 records of the same seeds (250·2^k to 2,000): SR-GAN's agrees at 1,000 and 2,000; VanillaGAN's not
     _record(docs, "srgan", "ring8", 0, [0, 0, 1, 2], [0, 0, 0, .1])
     _record(docs, "vanilla", "ring8", 0, [0, 1, 2, 6], [0, 0, 0, .2])
@@ -339,16 +341,21 @@ def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_p
     # -> 6 (4.5-7.5), 42.5 % (30-55); the window before: 5.5 and 3 modes, 45 and 15 %: seed medians move +1.75
     # modes, +12.5 pts (not flat); two snapshots: medians at 8,000 (8, 6) = 7 and 55 %, at 4,000 (8, 4) = 6 and
     # 45 %: +1, +10 pts; last-half spreads 4 and 2 modes, 60 and 20 pts -> medians 3, 40; s0 repeats its log2 record
-    assert ("| ring8 | SR-GAN | 0,1 | 6 (4.5–7.5) | 42.5 (30.0–55.0) | – | +1.75, +12.5 pts | **no** | +1, +10.0 pts "
-            "| 3, 40 | 1 of 1 | – |") in lines
+    # last quarters (6,000, 8,000] against (4,000, 6,000]: s0 8 / 65 % against 5.5 / 30 %, s1 5.5 / 35 % against
+    # 4 / 25 %: seed medians 6.75 / 50 % against 4.75 / 27.5 % -> +2 modes (HQ not read on quarters)
+    assert ("| ring8 | SR-GAN | 0,1 | 6 (4.5–7.5) | 42.5 (30.0–55.0) | – | +1.75, +12.5 pts | **no** (last quarter: "
+            "+2 modes) | +1, +10.0 pts | 3, 40 | 1 of 1 | – |") in lines
     assert ("| ring8 | VanillaGAN | 0 | 8 (8–8) | 82.5 (82.5–82.5) | – | +0, +2.5 pts | yes | +0, +3.0 pts | 0, 4 "
             "| 0 of 1 | – |") in lines
-    assert ("Flat by the window medians: **1 of 2** cells (VanillaGAN ring8); by the two-snapshot rule: 1 of 2 "
-            "(VanillaGAN ring8); within the thresholds over the whole last half (median max − min): 1 of 2 "
+    # WGAN-GP: halves 0 / 0 % both; last quarters 4 / 30 % against 0 / 0 %
+    assert ("| ring8 | WGAN-GP | 0 | 0 (0–0) | 0.0 (0.0–0.0) | – | +0, +0.0 pts | **no** (last quarter: +4 modes) "
+            "| +8, +60.0 pts | 8, 60 | 0 of 0 | – |") in lines
+    assert ("Flat by the window medians: **1 of 3** cells (VanillaGAN ring8); by the two-snapshot rule: 1 of 3 "
+            "(VanillaGAN ring8); within the thresholds over the whole last half (median max − min): 1 of 3 "
             "(VanillaGAN ring8).") in text
     assert ("Dense runs that part from their seed's log2 record: VanillaGAN ring8 s0: differs from 2,000 (log2 "
             "record 6 / 20.0 %, dense 5 / 20.0 %).") in text
-    assert "Records so far: 3 of 70" in text
+    assert "Records so far: 4 of 70" in text
     assert (docs / "figs" / "window.png").stat().st_size > 10_000
     # the runner: a linear schedule every --every steps, only runs without a record; a cap off the schedule refused
     ran = []
@@ -358,3 +365,30 @@ def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_p
     assert ran == [(("sngan", "ring8", 0), 8000, 1000, "linear")]
     with pytest.raises(SystemExit, match="not a multiple of --every"):
         cg.window(["ring8"], ["sngan"], [0], cap=8500, every=1000, jobs=1)
+
+
+def test_plateau_on_window_medians_by_hand():
+    """zoo.anytime.summary on dense records (every 1,000 steps to 8,000): halves (4,000, 8,000] against (2,000,
+    4,000], and the mode count over the last quarter (6,000, 8,000] against (4,000, 6,000]; HQ is not read on the
+    quarters. On log2 records (one evaluation per window) the rule is the two-snapshot rule."""
+    import zoo.anytime as anytime
+
+    def rec(modes, hq, seed=0, steps=None):
+        steps = steps or [1000 * (i + 1) for i in range(len(modes))]
+        return {"method": "m", "data": "ring8", "seed": seed, "cap": steps[-1], "wall_s": 1.0,
+                "curve": [{"gen_step": t, "eval/modes": m, "eval/hq": h} for t, m, h in zip(steps, modes, hq)]}
+
+    # HQ: halves .5 (3,000, 4,000) against .5 (.45, .45, .55, .55): flat; quarters .45 -> .55 (+10 pts): not read
+    s = anytime.summary([rec([8] * 8, [0, 0, .5, .5, .45, .45, .55, .55])], "m", "ring8")
+    assert s["plateau"] is True and s["delta"] == (0, 0) and s["delta_late"] == (0, pytest.approx(0.10))
+    assert s["eval/hq"] == (0.5, 0.5, 0.5)  # the quality at the budget: the median over the last doubling
+    # modes: halves median(0, 0, 0, 3) = 0 against 0: flat; quarters 0 -> 1.5: a late take-off, not flat
+    s = anytime.summary([rec([0, 0, 0, 0, 0, 0, 0, 3], [0] * 8)], "m", "ring8")
+    assert s["delta"] == (0, 0) and s["delta_late"] == (1.5, 0) and s["plateau"] is False
+    assert anytime.moves_text(s) == "median modes moved 1.5 over the last quarter"
+    # log2 records: the values at cap/2 and the cap, seed medians (2 seeds: 6 and 8 at 4,000; 7 and 8 at 8,000)
+    log2 = [rec([1, 2, 3, 6, 7], [0] * 5, 0, [500, 1000, 2000, 4000, 8000]),
+            rec([1, 2, 3, 8, 8], [0] * 5, 1, [500, 1000, 2000, 4000, 8000])]
+    s = anytime.summary(log2, "m", "ring8")
+    assert s["delta"] == (0.5, 0) and "delta_late" not in s and s["plateau"] is True
+    assert s["eval/modes"] == (7.5, 7, 8)

@@ -193,23 +193,26 @@ def within_plateau(data: str, d_modes: float, d_hq: float) -> bool:
     return abs(d_modes) <= PLATEAU_MODES_BY_DATA.get(data, PLATEAU_MODES) and abs(d_hq) <= PLATEAU_HQ
 
 
-def _windows(rec: dict) -> Tuple[List[dict], List[dict]]:
+def _windows(rec: dict, late: bool = False) -> Tuple[List[dict], List[dict]]:
     """A record's evaluation rows (gen_step ≤ its cap) in the last doubling (cap/2, cap] and the one before it
-    (cap/4, cap/2]."""
+    (cap/4, cap/2]; ``late``: in the last quarter (3·cap/4, cap] and the one before it (cap/2, 3·cap/4]."""
     cap = int(rec["cap"])
+    lo, mid = (cap // 2, 3 * cap // 4) if late else (cap // 4, cap // 2)
     rows = [r for r in rec["curve"] if int(r["gen_step"]) <= cap]
-    return ([r for r in rows if cap // 2 < int(r["gen_step"]) <= cap],
-            [r for r in rows if cap // 4 < int(r["gen_step"]) <= cap // 2])
+    return ([r for r in rows if mid < int(r["gen_step"]) <= cap], [r for r in rows if lo < int(r["gen_step"]) <= mid])
 
 
-def window_medians(rec: dict) -> Optional[Tuple[Dict[str, float], Dict[str, float]]]:
+def window_medians(rec: dict, late: bool = False) -> Optional[Tuple[Dict[str, float], Dict[str, float]]]:
     """``(last, before)``: for each metric of :data:`KEYS` a run reports, the median of its evaluations over the last
     doubling of its budget, m_last = median{ v(t) : cap/2 < t ≤ cap }, and over the one before it,
     m_before = median{ v(t) : cap/4 < t ≤ cap/2 } (t in generator steps). On the log2 schedule (250·2^k) each window
     holds one evaluation, so these are the values at the cap and at cap/2; with an evaluation every 1,000 steps to
-    32,000 they are medians of 16 and 8 evaluations, which single-evaluation dips do not move. ``None`` when either
-    window has no evaluation."""
-    last, before = _windows(rec)
+    32,000 they are medians of 16 and 8 evaluations, which single-evaluation dips do not move. ``late``: the same
+    over the last quarter (3·cap/4, cap] against (cap/2, 3·cap/4] (8 and 8 evaluations on the dense grid; empty on
+    the log2 schedule), which sees a run that takes off or collapses late in its last doubling (read on the mode
+    count only: HQ over 8 evaluations is too noisy). ``None`` when
+    either window has no evaluation."""
+    last, before = _windows(rec, late)
     if not last or not before:
         return None
 
@@ -218,6 +221,18 @@ def window_medians(rec: dict) -> Optional[Tuple[Dict[str, float], Dict[str, floa
                 for k in KEYS if any(r.get(k) is not None for r in rows)}
 
     return med(last), med(before)
+
+
+def _median_moves(wms: List[Optional[tuple]]) -> Optional[Tuple[float, float]]:
+    """(Δ modes, Δ HQ fraction) between the seeds' medians of ``last`` and of ``before`` (:func:`window_medians`);
+    ``None`` unless every seed has both windows with a mode count."""
+    if not wms or not all(w is not None and "eval/modes" in w[0] and "eval/modes" in w[1] for w in wms):
+        return None
+    dm = statistics.median(w[0]["eval/modes"] for w in wms) - statistics.median(w[1]["eval/modes"] for w in wms)
+    has_hq = all("eval/hq" in w[0] and "eval/hq" in w[1] for w in wms)
+    dh = statistics.median(w[0]["eval/hq"] for w in wms) - statistics.median(w[1]["eval/hq"] for w in wms) \
+        if has_hq else 0.0
+    return dm, dh
 
 
 def plateau_value(rec: dict) -> Dict[str, float]:
@@ -234,7 +249,8 @@ def plateau_value(rec: dict) -> Dict[str, float]:
 def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
     """Over the seeds of (method, data): the median (min, max) of each run's :func:`plateau_value`, the plateau check
     on window medians (the median over seeds of m_last against that of m_before, :func:`window_medians`: on the log2
-    schedule the values at the cap and at cap/2), and the seeds' median fit time."""
+    schedule the values at the cap and at cap/2; on dense records also the mode count over the last quarter against
+    the one before, ``delta_late``), and the seeds' median fit time."""
     rs = [r for r in recs if r["method"] == method and r["data"] == data]
     if not rs:
         return None
@@ -246,20 +262,21 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
         vals = [v[k] for v in values if k in v]
         if vals:
             out[k] = (statistics.median(vals), min(vals), max(vals))
-    wms = [window_medians(r) for r in rs]
     if any(r["curve"][-1]["gen_step"] > r["cap"] for r in rs):
         # the final generator comes from a stage after the cap (AE-OT's OT solve counts one more step): the
         # evaluations before it are not the same generator's, so there is no plateau to check
         out["after_cap"] = True
-    elif all(w is not None and "eval/modes" in w[0] and "eval/modes" in w[1] for w in wms):
-        sm = statistics.median(w[0]["eval/modes"] for w in wms) - statistics.median(w[1]["eval/modes"] for w in wms)
-        has_hq = all("eval/hq" in w[0] and "eval/hq" in w[1] for w in wms)
-        sh = statistics.median(w[0]["eval/hq"] for w in wms) - statistics.median(w[1]["eval/hq"] for w in wms) \
-            if has_hq else 0.0
-        dm, dh = abs(sm), abs(sh)
-        out["plateau"] = within_plateau(data, dm, dh)
-        out["moved"] = (dm, dh)
-        out["delta"] = (sm, sh)  # signed: last window minus the one before (modes, HQ fraction), seed medians
+        return out
+    halves = _median_moves([window_medians(r) for r in rs])
+    if halves is not None:
+        sm, sh = halves
+        out["moved"] = (abs(sm), abs(sh))
+        out["delta"] = (sm, sh)  # signed: last doubling minus the one before (modes, HQ fraction), seed medians
+        out["plateau"] = within_plateau(data, sm, sh)
+        late = _median_moves([window_medians(r, late=True) for r in rs])
+        if late is not None:  # dense records: the mode count over the last quarter against the quarter before, too
+            out["delta_late"] = late  # (HQ over 8 evaluations is too noisy to judge: a single seed spans 2-95 %)
+            out["plateau"] = out["plateau"] and within_plateau(data, late[0], 0.0)
     return out
 
 
@@ -366,6 +383,18 @@ def check_comparable(zoo_recs: List[dict], data: str, cap: Optional[int] = None)
     return mine
 
 
+def moves_text(s: dict) -> str:
+    """Why a :func:`summary` is not flat, in words: the moves of the seeds' window medians that exceed the
+    thresholds (over the last doubling; over the last quarter, on dense records)."""
+    parts = []
+    if "delta" in s and not within_plateau(s["data"], *s["delta"]):
+        parts.append(f"median modes moved {abs(s['delta'][0]):.1f}, HQ {100 * abs(s['delta'][1]):.1f} pts over the "
+                     "last doubling")
+    if "delta_late" in s and not within_plateau(s["data"], s["delta_late"][0], 0.0):
+        parts.append(f"median modes moved {abs(s['delta_late'][0]):.1f} over the last quarter")
+    return "; ".join(parts)
+
+
 def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
     """The plateau table of ``data`` (Markdown lines): median (min–max) over seeds of each run's quality at its budget
     (:func:`plateau_value`: the final evaluation on the log2 schedule), the plateau check (:func:`summary`), the median
@@ -384,8 +413,7 @@ def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
             f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
             return f"{f(med)} ({f(lo)}–{f(hi)})"
 
-        pl = ("yes" if s["plateau"] else f"no: still moving (median modes moved {s['moved'][0]:.1f}, HQ "
-              f"{100 * s['moved'][1]:.1f} pts over the last doubling)") if "plateau" in s else \
+        pl = ("yes" if s["plateau"] else f"no: still moving ({moves_text(s)})") if "plateau" in s else \
             ("n/a: its generator is made after the cap" if s.get("after_cap") else "–")
         L.append(f"| {label} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | {cell('eval/hq', True)} | "
                  f"{cell('eval/kl')} | {pl} | {s['wall_s']:.0f} |")
