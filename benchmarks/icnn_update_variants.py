@@ -1,0 +1,107 @@
+"""Issue #20, routes that did not pay: one ICNN W2-GAN potential update (the ring8 config's shapes: d = 2, ICNN
+64-64-32, batch 256, one fused Adam over ψ and ψ̄) timed three ways, each in its own process, one torch thread:
+
+* ``module`` — what ``ICNNW2GAN.discriminator_step`` does without Lightning: the W2GN loss through
+  ``torch.compile`` (:func:`zoo.ot.w2.w2gn_loss`, closed-form ∇ψ), ``loss.backward()``, the fused Adam step,
+  ``convexify``;
+* ``compiled_autograd`` — loss *and* backward in one compiled function (``torch._dynamo.config.compiled_autograd``),
+  the "hand-fused update" route of docs/PERFORMANCE.md §5, then the same Adam step;
+* ``compiled_adam`` — the module's update with ``torch.compile(opt.step)``.
+
+    OMP_NUM_THREADS=1 python benchmarks/icnn_update_variants.py [--rounds 3] [--updates 300]
+
+Prints the process CPU milliseconds per update after a warm-up of 30 updates (compilation included there), the
+variants interleaved round by round; only ratios within a round mean anything on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("module", "compiled_autograd", "compiled_adam")
+
+
+def one(variant: str, updates: int) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from zoo.ot import w2 as _w2
+    from zoo.ot.icnn import ICNN
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    d, batch = 2, 256
+    psi, bar = ICNN(d, hidden=[64, 64, 32]), ICNN(d, hidden=[64, 64, 32])
+    opt = torch.optim.Adam([{"params": psi.parameters()}, {"params": bar.parameters()}], lr=1e-3, betas=(0.5, 0.9),
+                           fused=True)
+    x, y = torch.randn(batch, d), torch.randn(batch, d)
+    if variant == "compiled_autograd":
+        torch._dynamo.config.compiled_autograd = True
+
+        @torch.compile
+        def loss_and_backward():
+            loss = _w2.w2gn_loss(psi, bar, x, y, 2.0)
+            loss.backward()
+            return loss
+
+        def update():
+            opt.zero_grad(set_to_none=True)
+            loss_and_backward()
+            opt.step()
+            psi.convexify()
+            bar.convexify()
+    else:
+        loss_fn = torch.compile(_w2.w2gn_loss)
+        step = torch.compile(opt.step) if variant == "compiled_adam" else opt.step
+
+        def update():
+            loss = loss_fn(psi, bar, x, y, 2.0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            step()
+            psi.convexify()
+            bar.convexify()
+    t0 = time.time()
+    for _ in range(30):
+        update()
+    warm = time.time() - t0
+    c0 = time.process_time()
+    for _ in range(updates):
+        update()
+    return {"variant": variant, "ms_cpu_per_update": 1e3 * (time.process_time() - c0) / updates, "warmup_s": warm}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--updates", type=int, default=300)
+    p.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.one:
+        print(json.dumps(one(a.one, a.updates)))
+        return
+    rows = []
+    for r in range(a.rounds):
+        for v in VARIANTS:
+            out = subprocess.run([sys.executable, __file__, "--one", v, "--updates", str(a.updates)],
+                                 capture_output=True, text=True, check=True, env={"OMP_NUM_THREADS": "1",
+                                                                                  "PATH": "/usr/bin:/bin"})
+            row = dict(json.loads(out.stdout.strip().splitlines()[-1]), round=r)
+            rows.append(row)
+            print(f"round {r} {v:18s} {row['ms_cpu_per_update']:6.2f} ms CPU per update "
+                  f"(warm-up {row['warmup_s']:.0f} s)", flush=True)
+    for v in VARIANTS[1:]:
+        ratios = [next(x for x in rows if x["round"] == r and x["variant"] == v)["ms_cpu_per_update"]
+                  / next(x for x in rows if x["round"] == r and x["variant"] == "module")["ms_cpu_per_update"]
+                  for r in range(a.rounds)]
+        print(f"{v} / module: " + ", ".join(f"{q:.2f}" for q in ratios))
+
+
+if __name__ == "__main__":
+    main()
