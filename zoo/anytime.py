@@ -182,11 +182,6 @@ def load_records(records: Path) -> List[dict]:
     return out
 
 
-def at_step(rec: dict, step: int) -> Optional[dict]:
-    """The curve row at generator step ``step`` (None if the run has no evaluation there)."""
-    return next((r for r in rec["curve"] if r["gen_step"] == step), None)
-
-
 def within_plateau(data: str, d_modes: float, d_hq: float) -> bool:
     """The plateau thresholds: |Δ modes| ≤ PLATEAU_MODES (stacked digits: PLATEAU_MODES_BY_DATA) and |Δ HQ| ≤
     PLATEAU_HQ, HQ as a fraction."""
