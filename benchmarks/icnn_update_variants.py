@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -90,8 +91,8 @@ def main(argv=None) -> None:
     for r in range(a.rounds):
         for v in VARIANTS:
             out = subprocess.run([sys.executable, __file__, "--one", v, "--updates", str(a.updates)],
-                                 capture_output=True, text=True, check=True, env={"OMP_NUM_THREADS": "1",
-                                                                                  "PATH": "/usr/bin:/bin"})
+                                 capture_output=True, text=True, check=True,
+                                 env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
             row = dict(json.loads(out.stdout.strip().splitlines()[-1]), round=r)
             rows.append(row)
             print(f"round {r} {v:18s} {row['ms_cpu_per_update']:6.2f} ms CPU per update "

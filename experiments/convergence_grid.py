@@ -49,7 +49,8 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import curve_band, run_anytime, save_figure, summary, table, window_medians, within_plateau  # noqa: E402,E501
+from zoo.anytime import curve_band, median_moves, range_cell, run_anytime, save_figure, summary  # noqa: E402
+from zoo.anytime import table, window_medians, within_plateau  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -218,7 +219,8 @@ def window_spread(rec: dict) -> Optional[dict]:
     the mode count and of HQ (points), and the doubling rule's two snapshots (cap/2 → cap) as ``d_modes``, ``d_hq``.
     Also the *window medians* (:func:`zoo.anytime.window_medians`): the median mode count and HQ over the last
     doubling (cap/2, cap] against the one before it (cap/4, cap/2], as ``median_moves`` = (Δ modes, Δ HQ points) —
-    the plateau rule read on windows of evaluations instead of two snapshots. ``None`` without an evaluation at both cap/2 and the cap."""
+    the plateau rule read on windows of evaluations instead of two snapshots. ``None`` without an evaluation at both
+    cap/2 and the cap."""
     rows = _evaluations(rec)
     cap = int(rec["cap"])
     if cap not in rows or cap // 2 not in rows:
@@ -227,15 +229,11 @@ def window_spread(rec: dict) -> Optional[dict]:
     modes = [float(r["eval/modes"]) for r in last_half]
     hq = [100 * float(r.get("eval/hq", 0.0)) for r in last_half]
 
-    wm = window_medians(rec)
-    moves = None
-    if wm is not None and "eval/modes" in wm[0] and "eval/modes" in wm[1]:
-        last, before = wm
-        moves = (last["eval/modes"] - before["eval/modes"],
-                 100 * (last.get("eval/hq", 0.0) - before.get("eval/hq", 0.0)))
+    moves = median_moves([window_medians(rec)])  # one seed: the medians' own difference
     return {"n": len(last_half), "modes": (min(modes), statistics.median(modes), max(modes)),
             "hq": (min(hq), statistics.median(hq), max(hq)),
-            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0], "median_moves": moves}
+            "d_modes": modes[-1] - modes[0], "d_hq": hq[-1] - hq[0],
+            "median_moves": (moves[0], 100 * moves[1]) if moves else None}
 
 
 def same_trajectory(dense: dict, others: Sequence[dict]) -> str:
@@ -325,16 +323,12 @@ def window_cell(rs: List[dict], log2_recs: Sequence[dict] = ()) -> Optional[dict
     spreads = [window_spread(r) for r in rs]
     if not rs or any(w is None for w in spreads):
         return None
-    s = summary(rs, rs[0]["method"], rs[0]["data"])
-    rows = [_evaluations(r) for r in rs]
-    caps = [int(r["cap"]) for r in rs]
-    snap = (statistics.median(e[c]["eval/modes"] for e, c in zip(rows, caps))
-            - statistics.median(e[c // 2]["eval/modes"] for e, c in zip(rows, caps)),
-            100 * (statistics.median(e[c].get("eval/hq", 0.0) for e, c in zip(rows, caps))
-                   - statistics.median(e[c // 2].get("eval/hq", 0.0) for e, c in zip(rows, caps))))
+    method, data = rs[0]["method"], rs[0]["data"]
+    s = summary(rs, method, data)
+    snap = median_moves([(e[int(r["cap"])], e[int(r["cap"]) // 2]) for r, e in ((r, _evaluations(r)) for r in rs)])
     trajectories = [same_trajectory(r, log2_recs) for r in rs]
-    cpu = [float(r["cpu_s"]) for r in rs if r.get("cpu_s")]
-    return {"summary": s, "snap": snap,
+    cpu = _cpu(rs, method, data)
+    return {"summary": s, "snap": (snap[0], 100 * snap[1]),
             "spread": (statistics.median(w["modes"][2] - w["modes"][0] for w in spreads),
                        statistics.median(w["hq"][2] - w["hq"][0] for w in spreads)),
             "same": sum(t.startswith("equal") for t in trajectories),
@@ -348,14 +342,9 @@ def window_cost(recs: List[dict]) -> str:
     Σ over (method, 2-D set) of the median CPU seconds of its records × 5 seeds, in hours of the 2-core machine (two
     runs at a time); the cells without a record are named (not in the projection)."""
     spent = sum(float(r.get("cpu_s") or 0) for r in recs)
-    proj, missing = 0.0, []
-    for d in ("ring8", "grid25"):
-        for m in METHODS:
-            xs = [float(r["cpu_s"]) for r in recs if (r["method"], r["data"]) == (m, d) and r.get("cpu_s")]
-            if xs:
-                proj += statistics.median(xs) * len(SEEDS)
-            else:
-                missing.append(f"{LABELS.get(m, m)} {d}")
+    by_data, no_record = projection(recs)
+    proj = by_data["ring8"] + by_data["grid25"]
+    missing = [f"{label} {d}" for d in ("ring8", "grid25") for label in no_record[d]]
     return (f"; {spent / 3600:.2f} CPU hours recorded; the full dense grid projected at {proj / 7200:.1f} h of the "
             "2-core machine from the median CPU seconds of each cell's records"
             + (f" (no record yet, not in the projection: {', '.join(missing)})" if missing else ""))
@@ -369,24 +358,24 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
     grid exist; with ``fig_dir`` the figure (:func:`window_plot`)."""
     if not recs:
         return []
-    n_cells = len(METHODS) * 2
-    total = n_cells * len(SEEDS)
+    total = len(METHODS) * 2 * len(SEEDS)
     L = [f"### The dense grid: an evaluation every {WINDOW_EVERY:,} steps to {WINDOW_CAP:,}", "",
          "The 16,000-step grid above reads the plateau from two snapshots (cap/2 and the cap). Its curves are far "
          "noisier between them than that rule assumes, and several methods still gain HQ at 16,000. The dense grid "
          f"trains the same runs (protocol, configs and seeds of the grid) to {WINDOW_CAP:,} generator steps with an "
          f"evaluation every {WINDOW_EVERY:,} (`OMP_NUM_THREADS=1 python experiments/reproduction.py window`, or "
-         "`--data D --methods M --seeds S` for a part; records in `docs/results/reproduction/window/`, resumed across sessions "
-         "like the grid's). Its plateau rule reads **window medians**: per seed the median of the evaluations over "
-         f"the last doubling ({WINDOW_CAP // 2:,}, {WINDOW_CAP:,}] and over the one before "
+         "`--data D --methods M --seeds S` for a part; records in `docs/results/reproduction/window/`, resumed "
+         "across sessions like the grid's). Its plateau rule reads **window medians**: per seed the median of the "
+         f"evaluations over the last doubling ({WINDOW_CAP // 2:,}, {WINDOW_CAP:,}] and over the one before "
          f"({WINDOW_CAP // 4:,}, {WINDOW_CAP // 2:,}]; the seeds' median modes may move by ≤ {PLATEAU_MODES:g} and "
          f"median HQ by ≤ {PLATEAU_HQ * 100:g} points (the grid's thresholds; on the log2 schedule the same rule "
          "reads the two snapshots), and the median mode count may move by no more between the last two quarters "
          f"({WINDOW_CAP // 2:,}, {3 * WINDOW_CAP // 4:,}] and ({3 * WINDOW_CAP // 4:,}, {WINDOW_CAP:,}] (a run that "
-         "takes off or collapses late is not flat; HQ over a quarter's 8 evaluations is too noisy to judge). Quality at the budget: per seed the median over the last doubling, then median "
-         "(min–max) over seeds. Beside it: the two-snapshot rule on the same runs, and the median over seeds of a "
-         "run's spread (max − min) over its last half. *Same as log2*: seeds whose dense run repeats, at the common "
-         "steps, the log2 record of the same seed (the evaluations draw from their own seeded generators, so "
+         "takes off or collapses late is not flat; HQ over a quarter's 8 evaluations is too noisy to judge). "
+         "Quality at the budget: per seed the median over the last doubling, then median (min–max) over seeds. "
+         "Beside it: the two-snapshot rule on the same runs, and the median over seeds of a run's spread "
+         "(max − min) over its last half. *Same as log2*: seeds whose dense run repeats, at the common steps, the "
+         "log2 record of the same seed (the evaluations draw from their own seeded generators, so "
          "they should).", "",
          f"Records so far: {len(recs)} of {total} (7 methods × {len(SEEDS)} seeds of ring8 and grid25)"
          + window_cost(recs) + ".", "",
@@ -401,13 +390,6 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
         s = c["summary"]
         cells.append((c, data, method))
 
-        def cell(k, pct=False):
-            if k not in s:
-                return "–"
-            med, lo, hi = s[k]
-            f = (lambda v: f"{100 * v:.1f}") if pct else (lambda v: f"{v:.3g}")
-            return f"{f(med)} ({f(lo)}–{f(hi)})"
-
         if "plateau" in s:
             dm, dh = s["delta"]
             moves, flat = f"{dm:+g}, {100 * dh:+.1f} pts", "yes" if s["plateau"] else "**no**"
@@ -415,8 +397,9 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
                 flat += f" (last quarter: {s['delta_late'][0]:+g} modes)"
         else:
             moves, flat = "–", "n/a (generator made after the cap)" if s.get("after_cap") else "–"
-        L.append(f"| {data} | {LABELS.get(method, method)} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | "
-                 f"{cell('eval/hq', True)} | {cell('eval/kl')} | {moves} | {flat} | {c['snap'][0]:+g}, "
+        L.append(f"| {data} | {LABELS.get(method, method)} | {','.join(map(str, s['seeds']))} | "
+                 f"{range_cell(s, 'eval/modes')} | {range_cell(s, 'eval/hq', True, unit='')} | "
+                 f"{range_cell(s, 'eval/kl')} | {moves} | {flat} | {c['snap'][0]:+g}, "
                  f"{c['snap'][1]:+.1f} pts | {c['spread'][0]:g}, {c['spread'][1]:.0f} | "
                  f"{c['same']} of {c['compared']} | " + (f"{c['cpu_s']:.0f}" if c["cpu_s"] else "–") + " |")
     if cells:
@@ -445,7 +428,8 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
 
 def as_runs(recs: List[dict]) -> list:
     """The records as the report's :class:`reproduction_grid.Run` rows: each run's quality at its budget
-    (:func:`zoo.anytime.plateau_value`: the final evaluation on the log2 schedule; AE-OT's after its OT solve), the run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
+    (:func:`zoo.anytime.plateau_value`: the final evaluation on the log2 schedule; AE-OT's after its OT solve), the
+    run's generator steps and ``fit`` wall seconds, so §1–§4 of the report
     (mode table, verdicts, per-run table) read the convergence grid wherever it has records."""
     from reproduction_grid import Run
 

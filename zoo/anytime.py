@@ -218,9 +218,10 @@ def window_medians(rec: dict, late: bool = False) -> Optional[Tuple[Dict[str, fl
     return med(last), med(before)
 
 
-def _median_moves(wms: List[Optional[tuple]]) -> Optional[Tuple[float, float]]:
-    """(Δ modes, Δ HQ fraction) between the seeds' medians of ``last`` and of ``before`` (:func:`window_medians`);
-    ``None`` unless every seed has both windows with a mode count."""
+def median_moves(wms: List[Optional[tuple]]) -> Optional[Tuple[float, float]]:
+    """(Δ modes, Δ HQ fraction) = median over seeds of ``last`` − median over seeds of ``before``, for per-seed
+    pairs ``(last, before)`` of metric dicts (:func:`window_medians`, or two evaluation rows); HQ's Δ is 0 unless every
+    pair reports it. ``None`` unless every pair has a mode count on both sides."""
     if not wms or not all(w is not None and "eval/modes" in w[0] and "eval/modes" in w[1] for w in wms):
         return None
     dm = statistics.median(w[0]["eval/modes"] for w in wms) - statistics.median(w[1]["eval/modes"] for w in wms)
@@ -262,13 +263,13 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
         # evaluations before it are not the same generator's, so there is no plateau to check
         out["after_cap"] = True
         return out
-    halves = _median_moves([window_medians(r) for r in rs])
+    halves = median_moves([window_medians(r) for r in rs])
     if halves is not None:
         sm, sh = halves
         out["moved"] = (abs(sm), abs(sh))
         out["delta"] = (sm, sh)  # signed: last doubling minus the one before (modes, HQ fraction), seed medians
         out["plateau"] = within_plateau(data, sm, sh)
-        late = _median_moves([window_medians(r, late=True) for r in rs])
+        late = median_moves([window_medians(r, late=True) for r in rs])
         if late is not None:  # dense records: the mode count over the last quarter against the quarter before, too
             out["delta_late"] = late  # (HQ over 8 evaluations is too noisy to judge: a single seed spans 2-95 %)
             out["plateau"] = out["plateau"] and within_plateau(data, late[0], 0.0)
@@ -390,6 +391,16 @@ def moves_text(s: dict) -> str:
     return "; ".join(parts)
 
 
+def range_cell(s: dict, key: str, pct: bool = False, unit: str = " %") -> str:
+    """A :func:`summary` metric as "median (min–max)": HQ-like fractions (``pct``) in percent with one decimal and
+    ``unit`` after each number, counts from 100 up as integers, the rest to 3 significant digits; "–" if absent."""
+    if key not in s:
+        return "–"
+    med, lo, hi = s[key]
+    f = (lambda v: f"{100 * v:.1f}{unit}") if pct else (lambda v: f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
+    return f"{f(med)} ({f(lo)}–{f(hi)})"
+
+
 def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
     """The plateau table of ``data`` (Markdown lines): median (min–max) over seeds of each run's quality at its budget
     (:func:`plateau_value`: the final evaluation on the log2 schedule), the plateau check (:func:`summary`), the median
@@ -401,17 +412,10 @@ def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
         if s is None:
             continue
 
-        def cell(k, pct=False):
-            if k not in s:
-                return "–"
-            med, lo, hi = s[k]
-            f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
-            return f"{f(med)} ({f(lo)}–{f(hi)})"
-
         pl = ("yes" if s["plateau"] else f"no: still moving ({moves_text(s)})") if "plateau" in s else \
             ("n/a: its generator is made after the cap" if s.get("after_cap") else "–")
-        L.append(f"| {label} | {','.join(map(str, s['seeds']))} | {cell('eval/modes')} | {cell('eval/hq', True)} | "
-                 f"{cell('eval/kl')} | {pl} | {s['wall_s']:.0f} |")
+        L.append(f"| {label} | {','.join(map(str, s['seeds']))} | {range_cell(s, 'eval/modes')} | "
+                 f"{range_cell(s, 'eval/hq', True)} | {range_cell(s, 'eval/kl')} | {pl} | {s['wall_s']:.0f} |")
     return L
 
 
