@@ -29,6 +29,10 @@ and 16,000 steps), so the rule compares two snapshots.
 :data:`WINDOW_EVERY` (``linear`` schedule), 5 seeds of every method on ring8 and grid25 (records in ``window/``,
 resumable like the grid's), where the window medians hold 16 and 8 evaluations and single-evaluation dips no longer
 decide the plateau.
+
+**Before launching** (any of ``run``, ``probe``, ``window``): ``--dry-run`` prints the runs still to do and their cost
+projected from the records already in the folder (:func:`plan`: median CPU seconds per cell, the wall-clock of
+``--jobs`` runs at a time); every launch prints the same plan first.
 """
 
 from __future__ import annotations
@@ -96,36 +100,80 @@ def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path 
 
 def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequence[int]], jobs: int = 2,
         runs: Path = RUNS, records: Path = RECORDS, cap: Optional[int] = None, every: Optional[int] = None,
-        schedule: Optional[str] = None) -> None:
+        schedule: Optional[str] = None, dry_run: bool = False) -> None:
     """Every (seed, data, method) without a record, ``jobs`` at a time (seeds first: complete seeds land first;
     ``seeds=None``: each dataset's default, :func:`seeds_for`; ``cap`` None: each dataset's grid cap;
-    ``every``/``schedule`` None: the grid's evaluation schedule)."""
+    ``every``/``schedule`` None: the grid's evaluation schedule). Prints :func:`plan` first; ``dry_run``: the plan
+    and the runs to do, nothing trained."""
     all_seeds = sorted({s for d in datasets for s in seeds_for(d, seeds)})
     todo = [(m, d, s) for s in all_seeds for d in datasets for m in methods
             if s in seeds_for(d, seeds) and not record_path(d, m, s, records).exists()]
     print(f"[convergence] {len(todo)} runs to do{f' to {cap:,} generator steps' if cap else ''}, {jobs} at a time; "
           f"records in {records}", flush=True)
+    for line in plan(todo, load_records(records) if Path(records).is_dir() else [], jobs):
+        print(f"[convergence] {line}", flush=True)
+    if dry_run:
+        for m, d, s in todo:
+            print(f"[convergence] to run: {d} {m} s{s}", flush=True)
+        return
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
         list(pool.map(lambda j: run_one(*j, runs=runs, records=records, cap=cap, every=every, schedule=schedule),
                       todo))
 
 
+def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int = 2) -> List[str]:
+    """What the runs still to do cost, from the records already made under the same protocol (the same folder):
+    each run is priced at the median ``fit`` CPU seconds of its (method, data) cell's records (one torch thread, so
+    CPU seconds are machine time); the wall-clock is that of ``jobs`` runs at a time taken in ``todo`` order, each
+    started when a worker frees up (the pool's own order: makespan of greedy list scheduling), on a machine with
+    ≥ ``jobs`` free cores. A cell without a record is priced at the same method's median on the other datasets
+    of these records (said so; on the 2-D sets the cost per run depends on the method, not the mixture), and one
+    without any record of its method is counted apart, not priced."""
+    import heapq
+
+    if not todo:
+        return ["nothing to run: every run has its record"]
+    price, borrowed = {}, set()
+    for m, d, _ in todo:
+        if (m, d) not in price:
+            xs = _cpu(list(recs), m, d)
+            if not xs:
+                xs = [c for other in sorted({r["data"] for r in recs} - {d}) for c in _cpu(list(recs), m, other)]
+                if xs:
+                    borrowed.add(f"{d} {LABELS.get(m, m)}")
+            price[(m, d)] = statistics.median(xs) if xs else None
+    known = [price[(m, d)] for m, d, _ in todo if price[(m, d)] is not None]
+    unknown = sorted({f"{d} {LABELS.get(m, m)}" for m, d, _ in todo if price[(m, d)] is None})
+    workers = [0.0] * max(1, int(jobs))
+    for c in known:  # greedy list scheduling: the next run goes to the first worker to free up
+        heapq.heappush(workers, heapq.heappop(workers) + c)
+    line = (f"projected from the median CPU s per (method, data) of the {len(recs)} records here: {len(known)} runs, "
+            f"{sum(known) / 3600:.2f} CPU h, about {max(workers) / 3600:.2f} h of wall-clock at {max(1, int(jobs))} "
+            "at a time")
+    if borrowed:
+        line += f"; priced from the method's records on the other datasets: {', '.join(sorted(borrowed))}"
+    if unknown:
+        line += f"; not priced (no record of the method yet): {len(todo) - len(known)} runs of {', '.join(unknown)}"
+    return [line]
+
+
 def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = PROBE_CAP, jobs: int = 2,
-          runs: Path = PROBE_RUNS, records: Path = PROBE_RECORDS) -> None:
+          runs: Path = PROBE_RUNS, records: Path = PROBE_RECORDS, dry_run: bool = False) -> None:
     """The plateau probe: :func:`run` to ``cap`` generator steps (the grid's protocol otherwise: log2 evaluations,
     the same configs and evaluation), its records and run folders kept apart from the grid's."""
-    run(datasets, methods, seeds, jobs, runs, records, cap=cap)
+    run(datasets, methods, seeds, jobs, runs, records, cap=cap, dry_run=dry_run)
 
 
 def window(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = WINDOW_CAP,
-           every: int = WINDOW_EVERY, jobs: int = 2, runs: Path = WINDOW_RUNS, records: Path = WINDOW_RECORDS) -> None:
+           every: int = WINDOW_EVERY, jobs: int = 2, runs: Path = WINDOW_RUNS, records: Path = WINDOW_RECORDS,
+           dry_run: bool = False) -> None:
     """The dense grid: :func:`run` to ``cap`` with an evaluation every ``every`` generator steps (``linear``
     schedule; the grid's protocol otherwise), its records and run folders kept apart from the grid's. The
     evaluations draw from their own seeded generators, so the training trajectory is the grid's: at the grid's
     evaluation steps the dense curve repeats the grid's record of the same seed (:func:`window_lines` checks it)."""
     if cap % every:
         raise SystemExit(f"--cap {cap} is not a multiple of --every {every}: the last evaluation would miss the cap")
-    run(datasets, methods, seeds, jobs, runs, records, cap=cap, every=every, schedule="linear")
+    run(datasets, methods, seeds, jobs, runs, records, cap=cap, every=every, schedule="linear", dry_run=dry_run)
 
 
 def _evaluations(rec: dict) -> Dict[int, dict]:

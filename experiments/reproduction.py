@@ -72,6 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     c.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     c.add_argument("--runs", default=str(cg.RUNS), help="run folders (git-ignored; a killed run resumes there)")
     c.add_argument("--records", default=str(cg.RECORDS), help="where the records go (committed)")
+    c.add_argument("--dry-run", action="store_true", help="print the runs to do and their projected cost; train "
+                   "nothing")
     q = sub.add_parser("probe", help="the plateau probe: single seeds trained past the grid's cap (default "
                                      f"{cg.PROBE_CAP:,} steps), records in {rel(cg.PROBE_RECORDS)}")
     q.add_argument("--data", nargs="+", default=["ring8", "grid25"], choices=cg.DATASETS)
@@ -82,6 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--runs", default=str(cg.PROBE_RUNS))
     q.add_argument("--records", default=str(cg.PROBE_RECORDS))
+    q.add_argument("--dry-run", action="store_true", help="print the runs to do and their projected cost; train "
+                   "nothing")
     v = sub.add_parser("window", help="the dense grid: every run without a record, evaluated every --every generator "
                                       f"steps to --cap (default {cg.WINDOW_EVERY:,} to {cg.WINDOW_CAP:,}), records in "
                                       f"{rel(cg.WINDOW_RECORDS)} (resumable)")
@@ -93,6 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     v.add_argument("--jobs", type=int, default=2)
     v.add_argument("--runs", default=str(cg.WINDOW_RUNS))
     v.add_argument("--records", default=str(cg.WINDOW_RECORDS))
+    v.add_argument("--dry-run", action="store_true", help="print the runs to do and their projected cost; train "
+                   "nothing")
     r = sub.add_parser("run-short", help="the 2,000-step grid of issue 10 behind sections 1-3 (resumable)")
     r.add_argument("--data", nargs="+", default=DATASETS, choices=DATASETS)
     r.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
@@ -111,13 +117,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"(default {rel(RECORD)}; 'none' to skip)")
     a = p.parse_args(argv)
     if a.cmd == "run":
-        cg.run(a.data, a.methods, a.seeds, a.jobs, Path(a.runs), Path(a.records))
+        cg.run(a.data, a.methods, a.seeds, a.jobs, Path(a.runs), Path(a.records), dry_run=a.dry_run)
         return 0
     if a.cmd == "probe":
-        cg.probe(a.data, a.methods, a.seeds, a.cap, a.jobs, Path(a.runs), Path(a.records))
+        cg.probe(a.data, a.methods, a.seeds, a.cap, a.jobs, Path(a.runs), Path(a.records), dry_run=a.dry_run)
         return 0
     if a.cmd == "window":
-        cg.window(a.data, a.methods, a.seeds, a.cap, a.every, a.jobs, Path(a.runs), Path(a.records))
+        cg.window(a.data, a.methods, a.seeds, a.cap, a.every, a.jobs, Path(a.runs), Path(a.records),
+                  dry_run=a.dry_run)
         return 0
     if a.cmd == "run-short":
         budgets = dict(BUDGETS)

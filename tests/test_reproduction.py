@@ -249,6 +249,32 @@ def test_convergence_run_skips_every_run_with_a_record(tmp_path, monkeypatch):
                            ("vanilla", "ring8", 1)]
 
 
+def test_convergence_plan_prices_the_runs_left_by_hand(tmp_path, monkeypatch, capsys):
+    """The plan before a grid: each run priced at its cell's median CPU s, a cell without a record at its method's
+    median on the other dataset, a method without any record counted apart; wall-clock = greedy 2-worker makespan
+    in the pool's order (hand-computed: runs of 2 h, 0.5 h, 2 h -> workers 2 | 0.5 + 2 -> 2.5 h)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import convergence_grid as cg
+
+    records = tmp_path / "records"
+    for m, s, cpu in (("vanilla", 0, 3600.0), ("vanilla", 1, 10800.0), ("sngan", 0, 1800.0)):
+        p = cg.record_path("ring8", m, s, records)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"method": m, "data": "ring8", "seed": s, "cpu_s": cpu,
+                                 "curve": [{"gen_step": 1, "eval/modes": 1.0}]}))
+    todo = [("vanilla", "ring8", 2), ("sngan", "ring8", 1), ("vanilla", "grid25", 0), ("icnn_w2", "ring8", 0)]
+    (line,) = cg.plan(todo, cg.load_records(records), jobs=2)
+    assert "3 runs, 4.50 CPU h, about 2.50 h of wall-clock at 2 at a time" in line
+    assert "other datasets: grid25 VanillaGAN" in line
+    assert "not priced (no record of the method yet): 1 runs of ring8 ICNN W2-GAN" in line
+    assert cg.plan([], [], 2) == ["nothing to run: every run has its record"]
+
+    monkeypatch.setattr(cg, "run_one", lambda *a, **k: pytest.fail("a dry run trained"))
+    cg.run(["ring8"], ["vanilla", "sngan"], [0, 1], jobs=2, runs=tmp_path / "runs", records=records, dry_run=True)
+    out = capsys.readouterr().out
+    assert "1 runs to do" in out and "to run: ring8 sngan s1" in out and "1 runs, 0.50 CPU h" in out
+
+
 def test_convergence_curve_merges_the_evaluation_rows_of_metrics_csv(tmp_path):
     import zoo.anytime as cg
 
