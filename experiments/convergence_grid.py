@@ -121,18 +121,18 @@ def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequenc
                       todo))
 
 
-def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int = 2) -> List[str]:
-    """What the runs still to do cost, from the records already made under the same protocol (the same folder):
+def plan_cost(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int = 2) -> dict:
+    """The cost of the runs still to do, from the records already made under the same protocol (the same folder):
     each run is priced at the median ``fit`` CPU seconds of its (method, data) cell's records (one torch thread, so
-    CPU seconds are machine time); the wall-clock is that of ``jobs`` runs at a time taken in ``todo`` order, each
-    started when a worker frees up (the pool's own order: makespan of greedy list scheduling), on a machine with
-    ≥ ``jobs`` free cores. A cell without a record is priced at the same method's median on the other datasets
-    of these records (said so; on the 2-D sets the cost per run depends on the method, not the mixture), and one
-    without any record of its method is counted apart, not priced."""
+    CPU seconds are machine time); a cell without a record at the same method's median on the other datasets of
+    these records (on the 2-D sets the cost per run depends on the method, not the mixture); a method without any
+    record is not priced. The wall-clock is that of ``jobs`` runs at a time taken in ``todo`` order, each started
+    when a worker frees up (the pool's own order: the makespan of greedy list scheduling), on ≥ ``jobs`` free cores.
+
+    Returns ``{"priced": n, "cpu_s": Σ, "wall_s": makespan, "borrowed": [cells], "unknown": [cells],
+    "unpriced": n}``."""
     import heapq
 
-    if not todo:
-        return ["nothing to run: every run has its record"]
     price, borrowed = {}, set()
     for m, d, _ in todo:
         if (m, d) not in price:
@@ -143,17 +143,26 @@ def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int =
                     borrowed.add(f"{d} {LABELS.get(m, m)}")
             price[(m, d)] = statistics.median(xs) if xs else None
     known = [price[(m, d)] for m, d, _ in todo if price[(m, d)] is not None]
-    unknown = sorted({f"{d} {LABELS.get(m, m)}" for m, d, _ in todo if price[(m, d)] is None})
     workers = [0.0] * max(1, int(jobs))
     for c in known:  # greedy list scheduling: the next run goes to the first worker to free up
         heapq.heappush(workers, heapq.heappop(workers) + c)
-    line = (f"projected from the median CPU s per (method, data) of the {len(recs)} records here: {len(known)} runs, "
-            f"{sum(known) / 3600:.2f} CPU h, about {max(workers) / 3600:.2f} h of wall-clock at {max(1, int(jobs))} "
+    return {"priced": len(known), "cpu_s": sum(known), "wall_s": max(workers), "borrowed": sorted(borrowed),
+            "unknown": sorted({f"{d} {LABELS.get(m, m)}" for m, d, _ in todo if price[(m, d)] is None}),
+            "unpriced": len(todo) - len(known)}
+
+
+def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int = 2) -> List[str]:
+    """:func:`plan_cost` in words (what a launch prints before training)."""
+    if not todo:
+        return ["nothing to run: every run has its record"]
+    c = plan_cost(todo, recs, jobs)
+    line = (f"projected from the median CPU s per (method, data) of the {len(recs)} records here: {c['priced']} runs, "
+            f"{c['cpu_s'] / 3600:.2f} CPU h, about {c['wall_s'] / 3600:.2f} h of wall-clock at {max(1, int(jobs))} "
             "at a time")
-    if borrowed:
-        line += f"; priced from the method's records on the other datasets: {', '.join(sorted(borrowed))}"
-    if unknown:
-        line += f"; not priced (no record of the method yet): {len(todo) - len(known)} runs of {', '.join(unknown)}"
+    if c["borrowed"]:
+        line += f"; priced from the method's records on the other datasets: {', '.join(c['borrowed'])}"
+    if c["unknown"]:
+        line += f"; not priced (no record of the method yet): {c['unpriced']} runs of {', '.join(c['unknown'])}"
     return [line]
 
 
@@ -386,16 +395,24 @@ def window_cell(rs: List[dict], log2_recs: Sequence[dict] = ()) -> Optional[dict
 
 
 def window_cost(recs: List[dict]) -> str:
-    """What the dense grid has cost and what it will: the recorded ``fit`` CPU hours, and the full grid projected as
-    Σ over (method, 2-D set) of the median CPU seconds of its records × 5 seeds, in hours of the 2-core machine (two
-    runs at a time); the cells without a record are named (not in the projection)."""
+    """What the dense grid has cost and what is left: the recorded ``fit`` CPU hours, and the runs of the full grid
+    (every method × ring8, grid25 × seeds 0–4) without a record priced by :func:`plan` (median CPU seconds of each
+    cell's records, the method's records on the other dataset for a cell without one; two runs at a time)."""
     spent = sum(float(r.get("cpu_s") or 0) for r in recs)
-    by_data, no_record = projection(recs)
-    proj = by_data["ring8"] + by_data["grid25"]
-    missing = [f"{label} {d}" for d in ("ring8", "grid25") for label in no_record[d]]
-    return (f"; {spent / 3600:.2f} CPU hours recorded; the full dense grid projected at {proj / 7200:.1f} h of the "
-            "2-core machine from the median CPU seconds of each cell's records"
-            + (f" (no record yet, not in the projection: {', '.join(missing)})" if missing else ""))
+    have = {(r["method"], r["data"], int(r["seed"])) for r in recs}
+    todo = [(m, d, s) for s in SEEDS for d in ("ring8", "grid25") for m in METHODS if (m, d, s) not in have]
+    out = f"; {spent / 3600:.2f} CPU hours recorded"
+    if not todo:
+        return out
+    c = plan_cost(todo, recs, 2)
+    out += (f"; still to run: {len(todo)} runs, about {c['cpu_s'] / 3600:.1f} CPU hours = "
+            f"{c['wall_s'] / 3600:.1f} h of the 2-core machine, two runs at a time (each run priced at the median "
+            "CPU seconds of its cell's records")
+    if c["borrowed"]:
+        out += f"; {', '.join(c['borrowed'])} at the method's on the other 2-D set"
+    if c["unknown"]:
+        out += f"; {c['unpriced']} runs of {', '.join(c['unknown'])} not priced: no record of the method yet"
+    return out + ")"
 
 
 def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Optional[Path] = None,

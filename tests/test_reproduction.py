@@ -269,6 +269,13 @@ def test_convergence_plan_prices_the_runs_left_by_hand(tmp_path, monkeypatch, ca
     assert "not priced (no record of the method yet): 1 runs of ring8 ICNN W2-GAN" in line
     assert cg.plan([], [], 2) == ["nothing to run: every run has its record"]
 
+    # the report's line on the dense grid: 70 runs less these 3; priced: VanillaGAN 3 (ring8) + 5 (grid25, borrowed)
+    # at 2 h, SN-GAN 4 + 5 at 0.5 h = 20.5 CPU h; the 5 other methods x 10 runs are not priced
+    cost = cg.window_cost(cg.load_records(records))
+    assert "still to run: 67 runs, about 20.5 CPU hours" in cost
+    assert "grid25 SN-GAN, grid25 VanillaGAN at the method's on the other 2-D set" in cost
+    assert "50 runs of" in cost and "not priced" in cost
+
     monkeypatch.setattr(cg, "run_one", lambda *a, **k: pytest.fail("a dry run trained"))
     cg.run(["ring8"], ["vanilla", "sngan"], [0, 1], jobs=2, runs=tmp_path / "runs", records=records, dry_run=True)
     out = capsys.readouterr().out
