@@ -6,9 +6,11 @@
   ``convexify``;
 * ``compiled_autograd`` — loss *and* backward in one compiled function (``torch._dynamo.config.compiled_autograd``),
   the "hand-fused update" route of docs/PERFORMANCE.md §5, then the same Adam step;
-* ``compiled_adam`` — the module's update with ``torch.compile(opt.step)``.
+* ``compiled_adam`` — the module's update with ``torch.compile(opt.step)``;
+* ``max_autotune`` — the module's update with the loss compiled in ``mode="max-autotune-no-cudagraphs"`` (inductor
+  benchmarks its C++ GEMM templates against the ATen matmuls and keeps the faster).
 
-    OMP_NUM_THREADS=1 python benchmarks/icnn_update_variants.py [--rounds 3] [--updates 300]
+    OMP_NUM_THREADS=1 python benchmarks/icnn_update_variants.py [--rounds 3] [--updates 300] [--variants ...]
 
 Prints the process CPU milliseconds per update after a warm-up of 30 updates (compilation included there), the
 variants interleaved round by round; only ratios within a round mean anything on a shared machine.
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("module", "compiled_autograd", "compiled_adam")
+VARIANTS = ("module", "compiled_autograd", "compiled_adam", "max_autotune")
 
 
 def one(variant: str, updates: int) -> dict:
@@ -58,7 +60,8 @@ def one(variant: str, updates: int) -> dict:
             psi.convexify()
             bar.convexify()
     else:
-        loss_fn = torch.compile(_w2.w2gn_loss)
+        loss_fn = torch.compile(_w2.w2gn_loss, **({"mode": "max-autotune-no-cudagraphs"} if variant == "max_autotune"
+                                                   else {}))
         step = torch.compile(opt.step) if variant == "compiled_adam" else opt.step
 
         def update():
@@ -82,14 +85,16 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--updates", type=int, default=300)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                   help="the variants to time against 'module' (always timed)")
     p.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.one:
         print(json.dumps(one(a.one, a.updates)))
         return
-    rows = []
+    rows, variants = [], ["module"] + [v for v in a.variants if v != "module"]
     for r in range(a.rounds):
-        for v in VARIANTS:
+        for v in variants:
             out = subprocess.run([sys.executable, __file__, "--one", v, "--updates", str(a.updates)],
                                  capture_output=True, text=True, check=True,
                                  env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
@@ -97,7 +102,7 @@ def main(argv=None) -> None:
             rows.append(row)
             print(f"round {r} {v:18s} {row['ms_cpu_per_update']:6.2f} ms CPU per update "
                   f"(warm-up {row['warmup_s']:.0f} s)", flush=True)
-    for v in VARIANTS[1:]:
+    for v in variants[1:]:
         ratios = [next(x for x in rows if x["round"] == r and x["variant"] == v)["ms_cpu_per_update"]
                   / next(x for x in rows if x["round"] == r and x["variant"] == "module")["ms_cpu_per_update"]
                   for r in range(a.rounds)]
