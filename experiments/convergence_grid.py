@@ -53,7 +53,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: the protocol (caps 16,000 generator steps; evaluations at 250·2^k; plateau thresholds) is zoo.anytime's, shared
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
-from zoo.anytime import curve_band, median_moves, range_cell, run_anytime, save_figure, summary  # noqa: E402
+from zoo.anytime import curve_band, drawn_curve, median_moves, range_cell, run_anytime, save_figure, summary  # noqa: E402,E501
 from zoo.anytime import table, window_medians, within_plateau  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
@@ -349,8 +349,7 @@ def window_plot(recs: List[dict], path: Path) -> Optional[Path]:
             color = PALETTE[METHODS.index(method) % len(PALETTE)] if method in METHODS else "black"
             label = f"{LABELS.get(method, method)} ({len(rs)} seed{'s' if len(rs) > 1 else ''})"
             for i, (key, scale) in enumerate((("eval/modes", 1.0), ("eval/hq", 100.0))):
-                steps, med, lo, hi, _ = curve_band([[row for row in r["curve"] if row["gen_step"] <= r["cap"]]
-                                                     for r in rs], key)
+                steps, med, lo, hi, _ = curve_band([drawn_curve(r) for r in rs], key)
                 if not steps:
                     continue
                 ax = axes[i][j]
@@ -490,6 +489,11 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
             if any(mm == m for _, _, mm in cells):
                 L += ["", f"{LABELS.get(m, m)}'s dense runs are not expected to repeat its log2 records: {why}, so a "
                           f"run to {WINDOW_CAP:,} steps trains differently from its first step on."]
+        late = sorted({LABELS.get(m, m) for c, d, m in cells if c["summary"].get("after_cap")})
+        if late:
+            L += ["", f"{', '.join(late)}: the generator is made after the cap, so the figure draws the evaluations "
+                      "before it (AE-OT: its autoencoder with a Gaussian prior on the codes, the baseline the method "
+                      "improves on) and the final generator at the cap (`zoo.anytime.drawn_curve`)."]
     if fig_dir is not None:
         p = window_plot([r for c, d, m in cells for r in recs if (r["data"], r["method"]) == (d, m)],
                         Path(fig_dir) / "window.png")

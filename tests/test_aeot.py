@@ -98,6 +98,26 @@ def test_samples_come_from_the_extended_map(run):
     assert float((_two_squares_distance(x) <= 0.25).double().mean()) >= 0.8
 
 
+def test_an_unfinished_solve_is_never_sampled(run):
+    """Between the step that starts the OT solve (gen_step = max_gen_steps, where a periodic evaluation falls) and
+    the end of the solve, ``sample`` is the autoencoder's Gaussian baseline — decoded codes N(mean, E|c|² − mean²)
+    by hand here — not the map of the unfitted potential h = 0; once the solve is done it is the extended map."""
+    from zoo.aeot import AEOT
+
+    mid = AEOT.load_from_checkpoint(str(run / "checkpoints" / "stage1-ae.ckpt"), map_location="cpu")
+    assert mid.stage == "ot" and float(mid.h.abs().sum()) == 0.0
+    torch.manual_seed(0)
+    z = mid.sample_latent(500)
+    torch.manual_seed(0)
+    std = (mid.code_sq - mid.code_mean ** 2).clamp_min(1e-12).sqrt()
+    assert torch.allclose(z * mid.code_scale + mid.code_mean, mid.code_mean + std * torch.randn(500, 2), atol=1e-6)
+    done = AEOT.load_from_checkpoint(str(run / "checkpoints" / "stage2-ot.ckpt"), map_location="cpu")
+    torch.manual_seed(0)
+    z = done.sample_latent(500)
+    torch.manual_seed(0)
+    assert torch.equal(z, done.extend(done.draw_source(500)).codes)
+
+
 def test_autoencoder_lr_follows_the_cosine_decay(run):
     """The last autoencoder step (t = 299 of T = 300) ran at lr·(f + (1 − f)·½(1 + cos(π·299/300))), f = 0.1;
     the value is read from the optimizer state saved in the stage-1 checkpoint."""

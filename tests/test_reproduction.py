@@ -439,3 +439,22 @@ def test_plateau_on_window_medians_by_hand():
     s = anytime.summary(log2, "m", "ring8")
     assert s["delta"] == (0.5, 0) and "delta_late" not in s and s["plateau"] is True
     assert s["eval/modes"] == (7.5, 7, 8)
+
+
+def test_a_generator_made_after_the_cap_is_drawn_at_the_cap(tmp_path):
+    """AE-OT's records end one step past the cap (its OT solve counts one generator step): figures and W&B curves
+    draw the evaluations before the cap, then the final one at the cap; the evaluation at the cap (the step that
+    starts the solve) is left out. Other records are drawn as recorded."""
+    from zoo.anytime import drawn_curve
+    from zoo.leaderboard import load_curves
+
+    rows = [{"gen_step": 1000, "eval/modes": 5}, {"gen_step": 2000, "eval/modes": 6},
+            {"gen_step": 4000, "eval/modes": 7}, {"gen_step": 4001, "eval/modes": 25}]
+    aeot = {"method": "aeot", "data": "grid25", "seed": 0, "cap": 4000, "curve": rows}
+    assert drawn_curve(aeot) == [rows[0], rows[1], {"gen_step": 4000, "eval/modes": 25}]
+    gan = {"method": "vanilla", "data": "grid25", "seed": 0, "cap": 4000, "curve": rows[:3]}
+    assert drawn_curve(gan) == rows[:3]
+    p = tmp_path / "grid25" / "aeot-s0.json"
+    p.parent.mkdir()
+    p.write_text(json.dumps(aeot))
+    assert load_curves(tmp_path) == {("grid25", "aeot"): [[rows[0], rows[1], {"gen_step": 4000, "eval/modes": 25}]]}

@@ -23,8 +23,9 @@ state is saved in the checkpoint, so a run resumes mid-solve.
 **Generator steps.** ``gen_step`` counts autoencoder updates (the decoder is the generator) plus **one**
 for the whole OT solve, counted when it finishes; ``max_gen_steps`` is therefore the autoencoder budget
 (required). The final ``eval/*`` metrics (ModeCoverage at the end of fit) are always taken after the OT.
-While the autoencoder trains, ``sample(n)`` decodes Gaussian codes with the running mean/std of the codes
-(an "AE + Gaussian prior" baseline), so periodic evaluations before the OT measure that baseline.
+Until the OT solve has finished, ``sample(n)`` decodes Gaussian codes with the running mean/std of the codes
+(an "AE + Gaussian prior" baseline), so periodic evaluations before the OT — the one at ``max_gen_steps``, on the
+step that starts the solve, included — measure that baseline.
 
 **DDP.** The autoencoder stage is ordinary data parallelism (per-rank batches, all-reduced gradients; the running
 code statistics are all-reduced too). The OT stage is **solved identically on every rank**, not sharded: every
@@ -389,10 +390,13 @@ class AEOT(GANModule):
                             chunk_targets=hp.chunk_targets, chunk_samples=hp.chunk_samples)
 
     def sample_latent(self, n: int) -> Tensor:
-        """Normalised codes: the extended OT map of x ~ μ once the OT stage has started; before that,
-        Gaussian codes with the running mean/std of the autoencoder's codes (returned already in code units
-        divided by ``code_scale``, which is 1 then)."""
-        if self.stage != "ae" and self.targets.shape[0] > 0:
+        """Normalised codes: the extended OT map of x ~ μ once the OT solve has finished (stage ``done``); before
+        that — while the autoencoder trains and while the solve runs — Gaussian codes with the running mean/std of
+        the autoencoder's codes (returned already in code units divided by ``code_scale``, which is 1 then). An
+        unfinished solve is never sampled: its map (h not yet fitted, at first h = 0) is neither the baseline nor
+        the method, and an evaluation falling on the step that starts the solve (gen_step = ``max_gen_steps``)
+        would report it."""
+        if self.stage == "done" and self.targets.shape[0] > 0:
             return self.extend(self.draw_source(n)).codes
         std = (self.code_sq - self.code_mean ** 2).clamp_min(1e-12).sqrt()
         return (self.code_mean + std * torch.randn(n, self.code_mean.shape[0], device=self.device)

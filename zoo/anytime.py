@@ -276,6 +276,19 @@ def summary(recs: List[dict], method: str, data: str) -> Optional[dict]:
     return out
 
 
+def drawn_curve(rec: dict) -> List[dict]:
+    """The evaluation rows a figure draws for one record: its curve up to the cap; for a run whose generator is made
+    after the cap (AE-OT: its OT solve counts one generator step, at its end) the evaluations before the cap, then the
+    final one drawn at the cap. The evaluation *at* the cap is left out there: it falls on the step that starts the
+    solve (records made before 2026-12-07 sampled the unfinished map, h = 0, at that step; later ones the
+    autoencoder's baseline), so it is neither the method nor its baseline curve."""
+    cap = rec.get("cap")
+    rows = list(rec["curve"])
+    if cap is None or not rows or int(rows[-1]["gen_step"]) <= int(cap):
+        return rows
+    return [r for r in rows if int(r["gen_step"]) < int(cap)] + [dict(rows[-1], gen_step=int(cap))]
+
+
 def curve_band(curves: Sequence[Sequence[dict]], key: str) -> Tuple[List[int], List[float], List[float],
                                                                     List[float], List[float]]:
     """(steps, median, min, max of ``key``, median wall-clock seconds) over the seeds' curves, at every generator
@@ -306,7 +319,7 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
         if not mr:
             continue
         for j, key in enumerate(("eval/modes", "eval/hq", "eval/kl")):
-            steps, med, lo, hi, walls = curve_band([r["curve"] for r in mr], key)
+            steps, med, lo, hi, walls = curve_band([drawn_curve(r) for r in mr], key)
             if not steps:
                 continue
             for ax, x in ((axes[0, j], steps), (axes[1, j], walls)):

@@ -423,13 +423,13 @@ CURVE_METRICS = ("eval/modes", "eval/hq", "eval/kl", "eval/w2", "eval/fid")
 
 def load_curves(folder: Path) -> Dict[Tuple[str, str], List[List[dict]]]:
     """``{(data, method): [curve of each seed]}`` from the records ``folder/<data>/<method>-s<seed>.json``
-    (:func:`zoo.anytime.load_records`)."""
-    from zoo.anytime import load_records
+    (:func:`zoo.anytime.load_records`; each curve as a figure draws it, :func:`zoo.anytime.drawn_curve`)."""
+    from zoo.anytime import drawn_curve, load_records
 
     out: Dict[Tuple[str, str], List[List[dict]]] = {}
     for rec in load_records(Path(folder)):
         if rec.get("method") and rec.get("data"):
-            out.setdefault((str(rec["data"]), str(rec["method"])), []).append(list(rec["curve"]))
+            out.setdefault((str(rec["data"]), str(rec["method"])), []).append(drawn_curve(rec))
     return out
 
 
