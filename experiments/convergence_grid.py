@@ -133,7 +133,7 @@ def plan_cost(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: 
     when a worker frees up (the pool's own order: the makespan of greedy list scheduling), on ≥ ``jobs`` free cores.
 
     Returns ``{"priced": n, "cpu_s": Σ, "wall_s": makespan, "borrowed": [cells], "unknown": [cells],
-    "unpriced": n}``."""
+    "unpriced": n, "notes": [those two lists in words]}``."""
     import heapq
 
     price, borrowed = {}, set()
@@ -149,9 +149,13 @@ def plan_cost(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: 
     workers = [0.0] * max(1, int(jobs))
     for c in known:  # greedy list scheduling: the next run goes to the first worker to free up
         heapq.heappush(workers, heapq.heappop(workers) + c)
+    unknown = sorted({f"{d} {LABELS.get(m, m)}" for m, d, _ in todo if price[(m, d)] is None})
+    notes = ([f"priced from the method's records on the other datasets: {', '.join(sorted(borrowed))}"]
+             if borrowed else []) \
+        + ([f"not priced (no record of the method yet): {len(todo) - len(known)} runs of {', '.join(unknown)}"]
+           if unknown else [])
     return {"priced": len(known), "cpu_s": sum(known), "wall_s": max(workers), "borrowed": sorted(borrowed),
-            "unknown": sorted({f"{d} {LABELS.get(m, m)}" for m, d, _ in todo if price[(m, d)] is None}),
-            "unpriced": len(todo) - len(known)}
+            "unknown": unknown, "unpriced": len(todo) - len(known), "notes": notes}
 
 
 def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int = 2) -> List[str]:
@@ -162,11 +166,7 @@ def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int =
     line = (f"projected from the median CPU s per (method, data) of the {len(recs)} records here: {c['priced']} runs, "
             f"{c['cpu_s'] / 3600:.2f} CPU h, about {c['wall_s'] / 3600:.2f} h of wall-clock at {max(1, int(jobs))} "
             "at a time")
-    if c["borrowed"]:
-        line += f"; priced from the method's records on the other datasets: {', '.join(c['borrowed'])}"
-    if c["unknown"]:
-        line += f"; not priced (no record of the method yet): {c['unpriced']} runs of {', '.join(c['unknown'])}"
-    return [line]
+    return ["; ".join([line] + c["notes"])]
 
 
 def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = PROBE_CAP, jobs: int = 2,
@@ -409,12 +409,8 @@ def window_cost(recs: List[dict]) -> str:
     c = plan_cost(todo, recs, 2)
     out += (f"; still to run: {len(todo)} runs, about {c['cpu_s'] / 3600:.1f} CPU hours = "
             f"{c['wall_s'] / 3600:.1f} h of the 2-core machine, two runs at a time (each run priced at the median "
-            "CPU seconds of its cell's records")
-    if c["borrowed"]:
-        out += f"; {', '.join(c['borrowed'])} at the method's on the other 2-D set"
-    if c["unknown"]:
-        out += f"; {c['unpriced']} runs of {', '.join(c['unknown'])} not priced: no record of the method yet"
-    return out + ")"
+            "CPU seconds of its cell's records" + "".join(f"; {n}" for n in c["notes"]) + "))")
+    return out
 
 
 def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Optional[Path] = None,
