@@ -409,7 +409,7 @@ def window_cost(recs: List[dict]) -> str:
     c = plan_cost(todo, recs, 2)
     out += (f"; still to run: {len(todo)} runs, about {c['cpu_s'] / 3600:.1f} CPU hours = "
             f"{c['wall_s'] / 3600:.1f} h of the 2-core machine, two runs at a time (each run priced at the median "
-            "CPU seconds of its cell's records" + "".join(f"; {n}" for n in c["notes"]) + "))")
+            "CPU seconds of its cell's records" + "".join(f"; {n}" for n in c["notes"]) + ")")
     return out
 
 
