@@ -113,7 +113,7 @@ def run(datasets: Sequence[str], methods: Sequence[str], seeds: Optional[Sequenc
             if s in seeds_for(d, seeds) and not record_path(d, m, s, records).exists()]
     print(f"[convergence] {len(todo)} runs to do{f' to {cap:,} generator steps' if cap else ''}, {jobs} at a time; "
           f"records in {records}", flush=True)
-    for line in plan(todo, load_records(records) if Path(records).is_dir() else [], jobs):
+    for line in plan(todo, load_records(records), jobs):  # no folder yet: no records, nothing priced
         print(f"[convergence] {line}", flush=True)
     if dry_run:
         for m, d, s in todo:
@@ -132,16 +132,17 @@ def plan_cost(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: 
     record is not priced. The wall-clock is that of ``jobs`` runs at a time taken in ``todo`` order, each started
     when a worker frees up (the pool's own order: the makespan of greedy list scheduling), on ≥ ``jobs`` free cores.
 
-    Returns ``{"priced": n, "cpu_s": Σ, "wall_s": makespan, "borrowed": [cells], "unknown": [cells],
-    "unpriced": n, "notes": [those two lists in words]}``."""
+    Returns ``{"priced": n, "cpu_s": Σ, "wall_s": makespan, "notes": [the cells priced from another dataset and
+    those not priced, in words]}``."""
     import heapq
 
+    recs = list(recs)
     price, borrowed = {}, set()
     for m, d, _ in todo:
         if (m, d) not in price:
-            xs = _cpu(list(recs), m, d)
+            xs = _cpu(recs, m, d)
             if not xs:
-                xs = [c for other in sorted({r["data"] for r in recs} - {d}) for c in _cpu(list(recs), m, other)]
+                xs = [c for other in sorted({r["data"] for r in recs} - {d}) for c in _cpu(recs, m, other)]
                 if xs:
                     borrowed.add(f"{d} {LABELS.get(m, m)}")
             price[(m, d)] = statistics.median(xs) if xs else None
@@ -154,8 +155,7 @@ def plan_cost(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: 
              if borrowed else []) \
         + ([f"not priced (no record of the method yet): {len(todo) - len(known)} runs of {', '.join(unknown)}"]
            if unknown else [])
-    return {"priced": len(known), "cpu_s": sum(known), "wall_s": max(workers), "borrowed": sorted(borrowed),
-            "unknown": unknown, "unpriced": len(todo) - len(known), "notes": notes}
+    return {"priced": len(known), "cpu_s": sum(known), "wall_s": max(workers), "notes": notes}
 
 
 def plan(todo: Sequence[Tuple[str, str, int]], recs: Sequence[dict], jobs: int = 2) -> List[str]:
@@ -385,7 +385,8 @@ def window_cell(rs: List[dict], log2_recs: Sequence[dict] = ()) -> Optional[dict
     method, data = rs[0]["method"], rs[0]["data"]
     s = summary(rs, method, data)
     snap = median_moves([(e[int(r["cap"])], e[int(r["cap"]) // 2]) for r, e in ((r, _evaluations(r)) for r in rs)])
-    trajectories = [same_trajectory(r, log2_recs) for r in rs]
+    # a method whose schedule is set by the cap trains differently at another cap: nothing to compare
+    trajectories = [] if method in CAP_DEPENDENT else [same_trajectory(r, log2_recs) for r in rs]
     cpu = _cpu(rs, method, data)
     return {"summary": s, "snap": (snap[0], 100 * snap[1]),
             "spread": (statistics.median(w["modes"][2] - w["modes"][0] for w in spreads),
@@ -478,7 +479,7 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
         L += ["", f"Flat by the window medians: **{len(flat)} of {len(checked)}** cells{who(flat)}; by the "
                   f"two-snapshot rule: {len(rule)} of {len(checked)}{who(rule)}; within the thresholds over the whole "
                   f"last half (median max − min): {len(tight)} of {len(checked)}{who(tight)}."]
-        differs = [f"{LABELS.get(m, m)} {d} {x}" for c, d, m in cells for x in c["differs"] if m not in CAP_DEPENDENT]
+        differs = [f"{LABELS.get(m, m)} {d} {x}" for c, d, m in cells for x in c["differs"]]
         if differs:
             L += ["", "Dense runs that part from their seed's log2 record: " + "; ".join(differs) + "."]
         for m, why in CAP_DEPENDENT.items():
