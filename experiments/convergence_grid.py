@@ -54,7 +54,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
 from zoo.anytime import curve_band, drawn_curve, median_moves, range_cell, run_anytime, save_figure, summary  # noqa: E402,E501
-from zoo.anytime import table, window_medians, within_plateau  # noqa: E402
+from zoo.anytime import protocol, table, window_medians, within_plateau  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -84,6 +84,11 @@ WINDOW_RECORDS = OUT / "window"
 WINDOW_RUNS = ROOT / "runs" / "window"
 WINDOW_CAP = 32000
 WINDOW_EVERY = 1000
+#: once a dataset's dense grid is complete it becomes the grid (``flip``): its dense records move to RECORDS and its
+#: 16,000-step log2 records here, where the dense runs' same-trajectory check still reads them
+LOG2_RECORDS = OUT / "log2"
+#: the caps of the log2 grid (the plateau probe reads its doublings from them, whatever the grid is now)
+LOG2_CAPS = {"ring8": 16000, "grid25": 16000, "stacked_digits": 8000}
 #: methods whose training schedule depends on the cap, so that a run to another cap trains differently from its first
 #: step and is not expected to repeat the log2 record of the same seed (why, in words)
 CAP_DEPENDENT = {"aeot": "its autoencoder's learning rate decays (cosine) over max_gen_steps, the cap"}
@@ -91,6 +96,14 @@ CAP_DEPENDENT = {"aeot": "its autoencoder's learning rate decays (cosine) over m
 
 def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> Path:
     return _record_path(records, data, method, seed)
+
+
+def is_dense(rec_or_data) -> bool:
+    """Whether a record (or the grid of a dataset, :func:`zoo.anytime.protocol`) evaluates on the dense, linear
+    schedule rather than at 250·2^k."""
+    if isinstance(rec_or_data, str):
+        return protocol(rec_or_data)["schedule"] == "linear"
+    return (rec_or_data.get("schedule") or (rec_or_data.get("protocol") or {}).get("schedule")) == "linear"
 
 
 def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path = RECORDS,
@@ -173,7 +186,7 @@ def probe(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
           runs: Path = PROBE_RUNS, records: Path = PROBE_RECORDS, dry_run: bool = False) -> None:
     """The plateau probe: :func:`run` to ``cap`` generator steps (the grid's protocol otherwise: log2 evaluations,
     the same configs and evaluation), its records and run folders kept apart from the grid's."""
-    run(datasets, methods, seeds, jobs, runs, records, cap=cap, dry_run=dry_run)
+    run(datasets, methods, seeds, jobs, runs, records, cap=cap, every=EVERY, schedule="log2", dry_run=dry_run)
 
 
 def window(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], cap: int = WINDOW_CAP,
@@ -185,7 +198,59 @@ def window(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int]
     evaluation steps the dense curve repeats the grid's record of the same seed (:func:`window_lines` checks it)."""
     if cap % every:
         raise SystemExit(f"--cap {cap} is not a multiple of --every {every}: the last evaluation would miss the cap")
-    run(datasets, methods, seeds, jobs, runs, records, cap=cap, every=every, schedule="linear", dry_run=dry_run)
+    flipped = [d for d in datasets if protocol(d, cap, every, "linear") == protocol(d)]
+    if flipped:  # their dense records are the grid's now (flip): ``run`` finishes them, in RECORDS
+        print(f"[convergence] {', '.join(flipped)}: the grid itself is dense now (records in {RECORDS}); "
+              f"`reproduction.py run --data {' '.join(flipped)}` trains any missing run", flush=True)
+    datasets = [d for d in datasets if d not in flipped]
+    if datasets:
+        run(datasets, methods, seeds, jobs, runs, records, cap=cap, every=every, schedule="linear", dry_run=dry_run)
+
+
+def flip(data: str, records: Path = RECORDS, window_records: Path = WINDOW_RECORDS,
+         log2_records: Path = LOG2_RECORDS) -> List[Tuple[Path, Path]]:
+    """Make ``data``'s complete dense grid its grid: its log2 records move from ``records/<data>`` to
+    ``log2_records/<data>``, then its dense records from ``window_records/<data>`` to ``records/<data>`` (each file
+    by an atomic rename; nothing is deleted). Refused, in one line, unless :data:`zoo.anytime.CAPS`,
+    ``EVERY_BY_DATA`` and ``SCHEDULE_BY_DATA`` already give ``data`` the dense records' protocol (so that ``run``
+    and ``zoo.compare --against zoo`` then train on it) and every method × seed of the grid has a complete dense
+    record. Returns the moves made (source, destination)."""
+    want = protocol(data)
+    if want["schedule"] != "linear":
+        raise SystemExit(f"flip {data}: zoo.anytime still gives {data} the log2 protocol; set CAPS[{data!r}] = "
+                         f"{WINDOW_CAP}, EVERY_BY_DATA[{data!r}] = {WINDOW_EVERY} and SCHEDULE_BY_DATA[{data!r}] = "
+                         "'linear' first")
+    dense = {(r["method"], int(r["seed"])): r for r in load_records(Path(window_records)) if r["data"] == data}
+    missing = [f"{m} s{s}" for m in METHODS for s in seeds_for(data) if (m, s) not in dense]
+    bad = [f"{m} s{s}" for (m, s), r in sorted(dense.items())
+           if r.get("protocol") != want or r.get("status") != "complete"]
+    if missing or bad:
+        raise SystemExit(f"flip {data}: the dense grid is not complete ({len(missing)} runs without a record"
+                         + (f": {', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}" if missing else "")
+                         + (f"; not complete or another protocol: {', '.join(bad)}" if bad else "")
+                         + "): `reproduction.py window` finishes it")
+    moves = [(p, Path(log2_records) / data / p.name) for p in sorted((Path(records) / data).glob("*.json"))]
+    n_log2 = len(moves)
+    moves += [(p, Path(records) / data / p.name) for p in sorted((Path(window_records) / data).glob("*.json"))]
+    clash = [str(dst) for _, dst in moves[:n_log2] if dst.exists()]
+    if clash:  # checked before anything moves (the dense records' destinations are the log2 ones' sources)
+        raise SystemExit(f"flip {data}: {clash[0]} exists already; move it aside and flip again")
+    for src, dst in moves:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    return moves
+
+
+def check_grid(recs: Sequence[dict]) -> None:
+    """One-line refusal when the grid's records of a dataset were made under another protocol than the grid's
+    (:func:`zoo.anytime.protocol`), e.g. after a dataset's protocol was switched to dense without ``flip``."""
+    for r in recs:
+        if r.get("protocol") and r["data"] in CAPS and r["protocol"] != protocol(r["data"]):
+            want = protocol(r["data"])
+            raise SystemExit(f"the grid record {r['data']}/{r['method']}-s{r['seed']}.json was made to "
+                             f"{r['protocol'].get('cap')} steps ({r['protocol'].get('schedule')}), the grid of "
+                             f"{r['data']} is {want['cap']} ({want['schedule']}): `reproduction.py flip --data "
+                             f"{r['data']}` moves the records, or restore zoo.anytime's protocol")
 
 
 def _evaluations(rec: dict) -> Dict[int, dict]:
@@ -219,7 +284,7 @@ def probe_lines(recs: List[dict]) -> List[str]:
     if not recs:
         return []
     steps = sorted({int(r["gen_step"]) for rec in recs for r in rec["curve"]
-                    if "eval/modes" in r and CAPS.get(rec["data"], 0) // 4 <= int(r["gen_step"]) <= rec["cap"]})
+                    if "eval/modes" in r and LOG2_CAPS.get(rec["data"], 0) // 4 <= int(r["gen_step"]) <= rec["cap"]})
     L = ["### Plateau probe: past the cap, one seed", "",
          "Single runs on the grid's protocol trained past its cap "
          "(`OMP_NUM_THREADS=1 python experiments/reproduction.py probe --data D --methods M --seeds 0`; records in "
@@ -261,13 +326,13 @@ def _who(rec: dict) -> str:
 
 
 def probe_moves(recs: List[dict]) -> List[tuple]:
-    """Every doubling t → 2t past the grid's cap (t ≥ CAPS[data]) within each probe run:
+    """Every doubling t → 2t past the log2 grid's cap (t ≥ LOG2_CAPS[data]) within each probe run:
     ``({"modes": Δ modes, "hq": Δ HQ points}, record, t)``."""
     out = []
     for rec in recs:
         rows = _evaluations(rec)
         for t in sorted(rows):
-            if t >= CAPS.get(rec["data"], 0) and 2 * t in rows:
+            if t >= LOG2_CAPS.get(rec["data"], 0) and 2 * t in rows:
                 a, b = rows[t], rows[2 * t]
                 out.append(({"modes": b["eval/modes"] - a["eval/modes"],
                              "hq": 100 * (b.get("eval/hq", 0.0) - a.get("eval/hq", 0.0))}, rec, t))
@@ -424,12 +489,12 @@ def window_lines(recs: List[dict], log2_recs: Sequence[dict] = (), fig_dir: Opti
         return []
     total = len(METHODS) * 2 * len(SEEDS)
     L = [f"### The dense grid: an evaluation every {WINDOW_EVERY:,} steps to {WINDOW_CAP:,}", "",
-         "The 16,000-step grid above reads the plateau from two snapshots (cap/2 and the cap). Its curves are far "
+         "The 16,000-step log2 grid reads the plateau from two snapshots (cap/2 and the cap). Its curves are far "
          "noisier between them than that rule assumes, and several methods still gain HQ at 16,000. The dense grid "
          f"trains the same runs (protocol, configs and seeds of the grid) to {WINDOW_CAP:,} generator steps with an "
          f"evaluation every {WINDOW_EVERY:,} (`OMP_NUM_THREADS=1 python experiments/reproduction.py window`, or "
          "`--data D --methods M --seeds S` for a part; records in `docs/results/reproduction/window/`, resumed "
-         "across sessions like the grid's). Its plateau rule reads **window medians**: per seed the median of the "
+         "across sessions like the grid's; once a dataset's are complete they are its grid's, in `runs/`). Its plateau rule reads **window medians**: per seed the median of the "
          f"evaluations over the last doubling ({WINDOW_CAP // 2:,}, {WINDOW_CAP:,}] and over the one before "
          f"({WINDOW_CAP // 4:,}, {WINDOW_CAP // 2:,}]; the seeds' median modes may move by ≤ {PLATEAU_MODES:g} and "
          f"median HQ by ≤ {PLATEAU_HQ * 100:g} points (the grid's thresholds; on the log2 schedule the same rule "
@@ -527,19 +592,46 @@ def as_runs(recs: List[dict]) -> list:
     return out
 
 
+def protocol_text(data: str) -> str:
+    """The grid's protocol of ``data`` in words (cap and evaluation schedule, :func:`zoo.anytime.protocol`)."""
+    p = protocol(data)
+    if p["schedule"] == "linear":
+        return f"{data}: {p['cap']:,} generator steps, an evaluation every {p['every']:,} (the dense grid)"
+    return f"{data}: {p['cap']:,} generator steps, evaluations at {p['every']}·2^k and at the end"
+
+
+def _grouped(texts) -> Dict[str, List[str]]:
+    """``["a: x", "b: x", "c: y"]`` → ``{" x": ["a", "b"], " y": ["c"]}`` (datasets sharing a protocol text)."""
+    out: Dict[str, List[str]] = {}
+    for t in texts:
+        d, _, rest = t.partition(":")
+        out.setdefault(rest, []).append(d)
+    return out
+
+
 def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[Path] = None,
-            probe_recs: Sequence[dict] = (), window_recs: Sequence[dict] = ()) -> List[str]:
+            probe_recs: Sequence[dict] = (), window_recs: Sequence[dict] = (),
+            log2_recs: Sequence[dict] = ()) -> List[str]:
     """The report's convergence section (Markdown lines), from the records alone; with ``fig_dir`` the figures are
-    written there and linked relative to ``report``."""
+    written there and linked relative to ``report``. ``recs``: the grid's records (``runs/``: per dataset its
+    protocol, log2 or, once flipped, dense); ``window_recs``: the dense grid's records not yet flipped;
+    ``log2_recs``: the log2 records of flipped datasets (``log2/``)."""
+    check_grid(recs)
     L = ["## Convergence grid (issue 18): anytime curves to the plateau", "",
-         f"Each run trains to {CAPS['ring8']:,} generator steps on ring8 and grid25 ({CAPS['stacked_digits']:,} on "
-         f"stacked digits: its 26,000-sample mode count and FID cost more) and is evaluated at {EVERY}·2^k steps "
-         "(log-spaced) and at the end; records in `docs/results/reproduction/runs/` "
+         "Each run trains to its dataset's cap and is evaluated on its schedule — "
+         + "; ".join(" and ".join(ds) + ":" + text for text, ds in _grouped(protocol_text(d) for d in DATASETS).items())
+         + " (stacked digits stops earlier: its 26,000-sample "
+         "mode count and FID cost more). A dataset's grid moves from the log2 schedule to the dense one once its "
+         "dense grid (below) is complete (`python experiments/reproduction.py flip --data D`; its log2 records are "
+         "kept in `docs/results/reproduction/log2/`). Records in `docs/results/reproduction/runs/` "
          "(`OMP_NUM_THREADS=1 python experiments/reproduction.py run`; figures and this section: "
-         "`python experiments/reproduction.py write`). Plateau: between the last two evaluations "
-         f"(cap/2 and the cap) the seeds' median modes move by ≤ {PLATEAU_MODES:g} (stacked digits: ≤ 10 of 1000) "
-         f"and median HQ by ≤ {PLATEAU_HQ * 100:g} points. Each record holds wall-clock and CPU seconds and the "
-         "machine's load when the run started and ended (runs made beside other jobs are slower in wall-clock).", ""]
+         "`python experiments/reproduction.py write`). Plateau, read on window medians: per seed the median of its "
+         "evaluations over the last doubling (cap/2, cap] against the one before (cap/4, cap/2] (one evaluation each "
+         "on the log2 schedule, the two snapshots cap/2 and the cap; 16 and 8 on the dense one); the seeds' median "
+         f"modes move by ≤ {PLATEAU_MODES:g} (stacked digits: ≤ 10 of 1000) and median HQ by ≤ "
+         f"{PLATEAU_HQ * 100:g} points. A run's quality at its budget is its last window's median. Each record "
+         "holds wall-clock and CPU seconds and the machine's load when the run started and ended (runs made beside "
+         "other jobs are slower in wall-clock).", ""]
     have = {(r["method"], r["data"]) for r in recs}
     total = len(METHODS) * sum(len(seeds_for(d)) for d in DATASETS)
     L += [f"Records so far: {len(recs)} of {total} (7 methods × ({' + '.join(str(len(seeds_for(d))) for d in DATASETS)}) "
@@ -556,7 +648,9 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
         L.append("")
     L += plateau_lines(recs)
     L += probe_lines(list(probe_recs))
-    L += window_lines(list(window_recs), list(recs) + list(probe_recs), fig_dir, report)
+    dense = list(window_recs) + [r for r in recs if is_dense(r)]
+    L += window_lines(dense, [r for r in recs if not is_dense(r)] + list(log2_recs) + list(probe_recs), fig_dir,
+                      report)
     L += cost_lines(recs)
     L += beside_published(recs)
     return L
@@ -609,16 +703,19 @@ def plateau_lines(recs: List[dict]) -> List[str]:
                     else "") + ".")
     if not flat + moving:
         return []
-    proj, _ = projection(recs)
-    two_d = (proj["ring8"] + proj["grid25"]) / 7200
     L += ["", f"**{flat} of {flat + moving}** method × dataset cells with a plateau check are flat at the cap. For "
               "the still-moving ones the tables give their quality at the cap, not at their plateau (most of them "
-              "are still gaining HQ: samples tightening onto modes they already cover). Doubling the 2-D cap to "
-              f"{2 * CAPS['ring8']:,} steps costs about {2 * two_d:.1f} h of the 2-core machine for the "
-              "5-seed 2-D grid (twice the projection below), beyond the 3 h target; the records keep no "
-              "checkpoints, so a longer cap is a new grid, not an extension: that grid, evaluated every "
-              f"{WINDOW_EVERY:,} steps so that the plateau is read on window medians, is the dense grid below.", ""]
-    return L
+              "are still gaining HQ: samples tightening onto modes they already cover)."]
+    log2_2d = [d for d in ("ring8", "grid25") if not is_dense(d)]
+    if log2_2d:
+        proj, _ = projection([r for r in recs if r["data"] in log2_2d])
+        cost = sum(proj[d] for d in log2_2d) / 7200
+        L[-1] += (f" Doubling the cap of {' and '.join(log2_2d)} to {2 * LOG2_CAPS['ring8']:,} steps costs about "
+                  f"{2 * cost:.1f} h of the 2-core machine for their 5 seeds (twice their projection below); the "
+                  "records keep no checkpoints, so a longer cap is a new grid, not an extension: that grid, evaluated "
+                  f"every {WINDOW_EVERY:,} steps so that the plateau is read on window medians, is the dense grid "
+                  "below; a dataset's grid becomes it once it is complete.")
+    return L + [""]
 
 
 def cost_lines(recs: List[dict]) -> List[str]:
@@ -658,7 +755,8 @@ def beside_published(recs: List[dict]) -> List[str]:
 
     cols = [(d, k) for d in ("ring8", "grid25") for k in ("modes", "HQ %", "KL")]
     L = ["### Beside the published 2-D tables", "",
-         f"Ours: median over seeds at the final evaluation (mode count, HQ, reverse KL on 2,500 samples, 3-std "
+         f"Ours: median over seeds at the budget (a run's final evaluation on the log2 schedule, the median of its "
+         "evaluations over the last doubling on a dense grid; mode count, HQ, reverse KL on 2,500 samples, 3-std "
          f"threshold: the protocol of both papers). Published: {PACGAN_T1.title}, {PACGAN_T1.source}; "
          f"{VEEGAN_T1.title}, {VEEGAN_T1.source}. The papers train their own architectures (PacGAN: "
          "MLP G 4×400 with BN, maxout D, Adam 1e-4, batch 100) far longer than our caps.", "",

@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python experiments/reproduction.py run   [--data ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2]
     OMP_NUM_THREADS=1 python experiments/reproduction.py probe --methods wgan_gp srgan [--data ring8] [--cap 64000]
     OMP_NUM_THREADS=1 python experiments/reproduction.py window [--data ring8 grid25] [--methods ...] [--seeds 0 1 2 3 4]
+    python experiments/reproduction.py flip --data ring8     # its complete dense grid becomes its grid
     OMP_NUM_THREADS=1 python experiments/reproduction.py run-short [--data ring8 grid25 stacked_digits] [--seeds 0 1 2]
                                                                [--budget ring8=1000steps ...] [--out runs/reproduction]
     python experiments/reproduction.py write [--runs runs/reproduction] [--out docs/REPRODUCTION.md]
@@ -99,6 +100,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     v.add_argument("--records", default=str(cg.WINDOW_RECORDS))
     v.add_argument("--dry-run", action="store_true", help="print the runs to do and their projected cost; train "
                    "nothing")
+    f = sub.add_parser("flip", help="make a dataset's complete dense grid its grid: the dense records move to "
+                                    f"{rel(cg.RECORDS)}, the log2 ones to {rel(cg.LOG2_RECORDS)} (after zoo.anytime "
+                                    "gives the dataset the dense protocol)")
+    f.add_argument("--data", required=True, choices=["ring8", "grid25"])
     r = sub.add_parser("run-short", help="the 2,000-step grid of issue 10 behind sections 1-3 (resumable)")
     r.add_argument("--data", nargs="+", default=DATASETS, choices=DATASETS)
     r.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
@@ -125,6 +130,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.cmd == "window":
         cg.window(a.data, a.methods, a.seeds, a.cap, a.every, a.jobs, Path(a.runs), Path(a.records),
                   dry_run=a.dry_run)
+        return 0
+    if a.cmd == "flip":
+        moves = cg.flip(a.data)
+        print(f"flipped {a.data}: {len(moves)} records moved ({rel(cg.RECORDS)}/{a.data} → {rel(cg.LOG2_RECORDS)}/"
+              f"{a.data}, {rel(cg.WINDOW_RECORDS)}/{a.data} → {rel(cg.RECORDS)}/{a.data}); commit them and run write")
         return 0
     if a.cmd == "run-short":
         budgets = dict(BUDGETS)

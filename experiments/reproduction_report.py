@@ -174,9 +174,10 @@ def mode_table_section(ctx: Ctx) -> List[str]:
                            + (" (convergence grid)" if d in ctx.converged else " (short grid)") for d in DATASETS)
     conv = ", ".join(ctx.converged)
     L += [
-        f"Every cell is mean ± sample standard deviation (n − 1) over the seeds listed, at the final evaluation "
+        f"Every cell is mean ± sample standard deviation (n − 1) over the seeds listed, at the budget "
         + (f"— {conv}: from the convergence grid's committed records (`{rel(CONV_RECORDS)}`, the table above gives "
-           f"their medians and plateau checks)" + ("; the other datasets: from the short grid's `results.json`, not "
+           f"their medians and plateau checks; a run's value at the budget is its final evaluation on the log2 "
+           f"schedule, the median of its evaluations over the last doubling on a dense grid)" + ("; the other datasets: from the short grid's `results.json`, not "
                                                    "yet replaced by convergence runs. " if _uses_short_grid(ctx) else ". ")
            if conv else "from the runs' `results.json`. ")
         + f"Budgets, in generator steps, the same for every method of a dataset: {budget_txt}. Data seed 0 for every "
@@ -1057,7 +1058,8 @@ def convergence_section(ctx: Ctx) -> List[str]:
                 "experiments/reproduction.py run` trains the grid and records each run.", ""]
     return section(recs, fig_dir=ctx.out.parent / "results" / "reproduction", report=ctx.out,
                    probe_recs=load_records(ctx.docs / "results" / "reproduction" / "probe"),
-                   window_recs=load_records(ctx.docs / "results" / "reproduction" / "window"))
+                   window_recs=load_records(ctx.docs / "results" / "reproduction" / "window"),
+                   log2_recs=load_records(ctx.docs / "results" / "reproduction" / "log2"))
 
 
 def build(ctx: Ctx, date: Optional[str] = None) -> str:

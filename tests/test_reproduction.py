@@ -460,3 +460,74 @@ def test_a_generator_made_after_the_cap_is_drawn_at_the_cap(tmp_path):
     p.parent.mkdir()
     p.write_text(json.dumps(aeot))
     assert load_curves(tmp_path) == {("grid25", "aeot"): [[rows[0], rows[1], {"gen_step": 4000, "eval/modes": 25}]]}
+
+
+def test_flip_makes_a_complete_dense_grid_the_grid(tmp_path, monkeypatch, capsys):
+    """``reproduction.py flip``: refused while zoo.anytime still gives the dataset the log2 protocol and while a
+    dense run of the grid is missing; then the log2 records move to ``log2/``, the dense ones to ``runs/``, the grid
+    reads them under the dense protocol and ``window`` leaves the dataset to ``run``."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import convergence_grid as cg
+
+    from zoo import anytime
+
+    monkeypatch.setattr(cg, "METHODS", ["vanilla", "sngan"])
+    monkeypatch.setattr(cg, "SEEDS", [0, 1])
+    out = tmp_path / "reproduction"
+    folders = {k: out / k for k in ("runs", "window", "log2")}
+    log2 = anytime.protocol("ring8")  # the grid's protocol today: 16,000 steps, log2
+    assert (log2["cap"], log2["every"], log2["schedule"]) == (16000, 250, "log2")
+
+    def rec(folder: str, method: str, seed: int, proto: dict, data: str = "ring8") -> Path:
+        steps = range(proto["every"], proto["cap"] + 1, proto["every"])
+        p = anytime.record_path(folders[folder], data, method, seed)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"method": method, "data": data, "seed": seed, "status": "complete", "cap": proto["cap"],
+                                 "every": proto["every"], "schedule": proto["schedule"], "protocol": proto,
+                                 "versions": anytime.versions(), "cpu_s": 10.0, "curve": [{"gen_step": s, "eval/modes": 8, "eval/hq": .9}
+                                                          for s in steps]}))
+        return p
+
+    for m in ("vanilla", "sngan"):
+        for s in (0, 1):
+            rec("runs", m, s, log2)
+    rec("runs", "vanilla", 0, anytime.protocol("grid25"), data="grid25")
+    dense = anytime.protocol("ring8", 8000, 1000, "linear")
+    for m, s in (("vanilla", 0), ("vanilla", 1), ("sngan", 0)):
+        rec("window", m, s, dense)
+    kw = dict(records=folders["runs"], window_records=folders["window"], log2_records=folders["log2"])
+    with pytest.raises(SystemExit, match="still gives ring8 the log2 protocol; set CAPS"):
+        cg.flip("ring8", **kw)
+    monkeypatch.setitem(anytime.CAPS, "ring8", 8000)
+    monkeypatch.setitem(anytime.EVERY_BY_DATA, "ring8", 1000)
+    monkeypatch.setitem(anytime.SCHEDULE_BY_DATA, "ring8", "linear")
+    assert anytime.protocol("ring8") == dense and anytime.protocol("grid25") == log2 | {"data": "grid25"}
+    # the grid's ring8 records are now of another protocol than its grid's: the report refuses to read them
+    with pytest.raises(SystemExit, match=r"was made to 16000 steps \(log2\), the grid of ring8 is 8000 \(linear\): "
+                                         "`reproduction.py flip --data ring8`"):
+        cg.check_grid(cg.load_records(folders["runs"]))
+    with pytest.raises(SystemExit, match="not complete .1 runs without a record: sngan s1."):
+        cg.flip("ring8", **kw)
+    rec("window", "sngan", 1, dense)
+    moves = cg.flip("ring8", **kw)
+    assert len(moves) == 8
+    grid = cg.load_records(folders["runs"])
+    assert sorted((r["data"], r["method"], r["seed"], r["schedule"]) for r in grid) == [
+        ("grid25", "vanilla", 0, "log2"), ("ring8", "sngan", 0, "linear"), ("ring8", "sngan", 1, "linear"),
+        ("ring8", "vanilla", 0, "linear"), ("ring8", "vanilla", 1, "linear")]
+    assert sorted(p.name for p in (folders["log2"] / "ring8").iterdir()) == [
+        "sngan-s0.json", "sngan-s1.json", "vanilla-s0.json", "vanilla-s1.json"]
+    assert not list((folders["window"] / "ring8").iterdir())
+    cg.check_grid(grid)  # one protocol per dataset, the grid's
+    assert anytime.check_comparable(grid, "ring8") == dense  # zoo.compare --against zoo: the dense protocol
+    # window leaves ring8 to run (its records are the grid's now); nothing trains
+    monkeypatch.setattr(cg, "run_anytime", lambda *a, **k: pytest.fail("trained a flipped dataset's dense run"))
+    cg.window(["ring8"], ["vanilla"], [0], cap=8000, every=1000, jobs=1, runs=tmp_path / "r",
+              records=folders["window"])
+    assert "ring8: the grid itself is dense now" in capsys.readouterr().out
+    assert cg.protocol_text("ring8") == "ring8: 8,000 generator steps, an evaluation every 1,000 (the dense grid)"
+    with pytest.raises(SystemExit, match="exists already"):  # a second flip never overwrites a record
+        rec("window", "vanilla", 0, dense)
+        for m, s in (("vanilla", 1), ("sngan", 0), ("sngan", 1)):
+            rec("window", m, s, dense)
+        cg.flip("ring8", **kw)

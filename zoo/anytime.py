@@ -3,8 +3,9 @@ of any LightningModule against the zoo's committed records without retraining th
 
 Protocol (:func:`protocol`): a ``train.py fit`` through :func:`zoo.compare.train_args` (data seed 0, ``ModeCoverage``
 on 2,500 samples with the 3-std HQ threshold, one torch thread) for ``cap`` generator steps (:data:`CAPS`), every
-evaluation callback on ``schedule = log2`` from :data:`EVERY` steps: 250, 500, 1,000, …, 16,000, and at the end.
-Each evaluation row carries the run's wall-clock and CPU seconds so far (over resumed segments).
+evaluation callback on ``schedule = log2`` from :data:`EVERY` steps: 250, 500, 1,000, …, 16,000, and at the end —
+or, on a dataset whose grid is dense (:data:`EVERY_BY_DATA`), every 1,000 steps to 32,000 (``linear``). Each
+evaluation row carries the run's wall-clock and CPU seconds so far (over resumed segments).
 
 Record (:func:`run_anytime`): ``<records>/<data>/<method>-s<seed>.json`` with method, data, seed, config, commit,
 ``protocol``, ``versions`` (python, torch, Lightning of the run), status, fit seconds, the command, the machine, and
@@ -42,6 +43,11 @@ from zoo.errors import ConfigError
 CAPS = {"ring8": 16000, "grid25": 16000, "stacked_digits": 8000}
 EVERY = 250
 SCHEDULE = "log2"
+#: datasets whose grid is dense instead (an evaluation every EVERY_BY_DATA[data] generator steps, linear schedule, to
+#: CAPS[data]): a dataset moves here once its dense grid is complete (``reproduction.py flip``), so that the zoo's
+#: records of it, and ``zoo.compare --against zoo`` on it, use the dense protocol
+EVERY_BY_DATA: Dict[str, int] = {}
+SCHEDULE_BY_DATA: Dict[str, str] = {}
 #: the evaluation callbacks put on the log2 schedule, per dataset (2-D: modes/HQ/KL, W2/energy; digits: the
 #: 26,000-sample stacked mode count and the digit-classifier FID), and their extra options
 EVAL_GROUPS = {"ring8": ("mode_coverage", "distances", "spectral"), "grid25": ("mode_coverage", "distances", "spectral"),
@@ -58,14 +64,16 @@ PALETTE = ["tab:gray", "tab:orange", "tab:red", "tab:blue", "tab:purple", "tab:g
 
 def protocol(data: str, cap: Optional[int] = None, every: Optional[int] = None,
              schedule: Optional[str] = None) -> dict:
-    """What a record's numbers depend on besides the method (compared by :func:`against`). ``every`` and
-    ``schedule`` default to the grid's :data:`EVERY` and :data:`SCHEDULE`; the plateau window's dense runs use
-    ``linear`` (an evaluation every ``every`` generator steps)."""
+    """What a record's numbers depend on besides the method (compared by :func:`against`). ``cap``, ``every`` and
+    ``schedule`` default to the grid's for ``data``: :data:`CAPS`, and :data:`EVERY_BY_DATA` /
+    :data:`SCHEDULE_BY_DATA` for a dataset whose grid is dense, else :data:`EVERY` and :data:`SCHEDULE` (log2);
+    ``linear``: an evaluation every ``every`` generator steps."""
     from zoo.compare import EVAL_N_SAMPLES, EVAL_SEED, EVAL_THRESHOLD
 
     if data not in CAPS and cap is None:
         raise ConfigError(f"no anytime cap for data {data!r}: use one of {', '.join(CAPS)}")
-    return {"data": data, "cap": int(cap or CAPS[data]), "every": int(every or EVERY), "schedule": schedule or SCHEDULE,
+    return {"data": data, "cap": int(cap or CAPS[data]), "every": int(every or EVERY_BY_DATA.get(data, EVERY)),
+            "schedule": schedule or SCHEDULE_BY_DATA.get(data, SCHEDULE),
             "data_seed": 0, "eval_n_samples": EVAL_N_SAMPLES, "eval_seed": EVAL_SEED, "eval_threshold": EVAL_THRESHOLD}
 
 
@@ -416,8 +424,8 @@ def range_cell(s: dict, key: str, pct: bool = False, unit: str = " %") -> str:
 
 def table(recs: List[dict], data: str, labels: Dict[str, str]) -> List[str]:
     """The plateau table of ``data`` (Markdown lines): median (min–max) over seeds of each run's quality at its budget
-    (:func:`plateau_value`: the final evaluation on the log2 schedule), the plateau check (:func:`summary`), the median
-    fit seconds; one row per method in ``labels`` order."""
+    (:func:`plateau_value`: the final evaluation on the log2 schedule, the last doubling's median on a dense one),
+    the plateau check (:func:`summary`), the median fit seconds; one row per method in ``labels`` order."""
     L = ["| method | seeds | modes (median, min–max) | HQ | KL | plateau? | fit wall s (median) |",
          "|---|---|---|---|---|---|---|"]
     for m, label in labels.items():
