@@ -20,6 +20,8 @@ CAP = 200
 def _zoo_records(folder: Path, monkeypatch) -> None:
     monkeypatch.setattr(anytime, "CAPS", {"ring8": CAP})
     monkeypatch.setattr(anytime, "EVERY", 50)  # a short protocol: evaluations at 50, 100, 200
+    monkeypatch.setattr(anytime, "EVERY_BY_DATA", {})  # log2 on ring8, whatever its grid is today
+    monkeypatch.setattr(anytime, "SCHEDULE_BY_DATA", {})
     for method, modes in (("vanilla", (5, 7, 8)), ("sngan", (4, 2, 1))):
         for seed in (0, 1):
             curve = [{"gen_step": s, "wall_s": s / 50 + seed, "eval/modes": m - seed, "eval/hq": 0.1 * m,
@@ -119,10 +121,14 @@ def test_demo_ends_on_the_committed_records_not_on_the_warm_up(tmp_path, monkeyp
     assert "No convergence records" in show_committed("ring8")
 
 
-def test_every_evaluation_callback_gets_the_protocols_schedule(tmp_path):
-    """The grid's log2 protocol by default; the plateau window's dense ``linear`` one when asked, on every evaluation
-    callback of the dataset and in the protocol a record stores."""
+def test_every_evaluation_callback_gets_the_protocols_schedule(tmp_path, monkeypatch):
+    """The grid's log2 protocol by default (a dataset whose grid is still log2); the plateau window's dense
+    ``linear`` one when asked, on every evaluation callback of the dataset and in the protocol a record stores."""
     from zoo.compare import RunSpec
+
+    monkeypatch.setitem(anytime.CAPS, "ring8", 16000)
+    monkeypatch.setattr(anytime, "EVERY_BY_DATA", {})
+    monkeypatch.setattr(anytime, "SCHEDULE_BY_DATA", {})
 
     spec = RunSpec(method="vanilla", data="ring8", seed=0, out_dir=tmp_path)
 

@@ -324,10 +324,11 @@ def test_plateau_probe_finds_where_each_curve_flattens(tmp_path, monkeypatch, re
             "16,000 → 32,000).") in text
     # the runner: only runs without a probe record, each to the probe's cap
     ran = []
-    monkeypatch.setattr(cg, "run_anytime", lambda *a, **k: ran.append((a[:3], k["cap"])))
+    monkeypatch.setattr(cg, "run_anytime", lambda *a, **k: ran.append((a[:3], k["cap"], k["every"], k["schedule"])))
     cg.probe(["ring8"], ["srgan", "sngan"], [0, 1], cap=32000, jobs=1, runs=tmp_path / "runs", records=probe)
-    assert sorted(ran) == [(("sngan", "ring8", 0), 32000), (("sngan", "ring8", 1), 32000),
-                           (("srgan", "ring8", 1), 32000)]
+    # on the log2 schedule even where the grid of the dataset has become dense
+    assert sorted(ran) == [(("sngan", "ring8", 0), 32000, 250, "log2"), (("sngan", "ring8", 1), 32000, 250, "log2"),
+                           (("srgan", "ring8", 1), 32000, 250, "log2")]
 
 
 def test_plateau_window_reports_the_spread_between_the_rules_two_snapshots(tmp_path, monkeypatch, repro):
@@ -473,6 +474,9 @@ def test_flip_makes_a_complete_dense_grid_the_grid(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(cg, "METHODS", ["vanilla", "sngan"])
     monkeypatch.setattr(cg, "SEEDS", [0, 1])
+    monkeypatch.setitem(anytime.CAPS, "ring8", 16000)  # ring8 on the log2 grid, whatever it is today
+    monkeypatch.setattr(anytime, "EVERY_BY_DATA", {})
+    monkeypatch.setattr(anytime, "SCHEDULE_BY_DATA", {})
     out = tmp_path / "reproduction"
     folders = {k: out / k for k in ("runs", "window", "log2")}
     log2 = anytime.protocol("ring8")  # the grid's protocol today: 16,000 steps, log2
