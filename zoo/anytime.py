@@ -310,7 +310,9 @@ def curve_band(curves: Sequence[Sequence[dict]], key: str) -> Tuple[List[int], L
 
 def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str]] = None) -> Optional[Path]:
     """Modes, HQ and KL against generator steps (top) and wall-clock seconds (bottom): median over seeds with
-    the min–max band, one line per method (``labels``: method → legend name, in plotting order)."""
+    the min–max band, one line per method (``labels``: method → legend name, in plotting order). Generator steps on
+    a log axis for log2 records, a linear one when every record of ``data`` is dense (``linear`` schedule);
+    wall-clock seconds on a log axis (the methods' costs differ tenfold)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -333,18 +335,21 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
             for ax, x in ((axes[0, j], steps), (axes[1, j], walls)):
                 ax.plot(x, med, marker="o", ms=3, color=color, label=f"{label} ({len(mr)} seed{'s' if len(mr) > 1 else ''})")
                 ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+    dense = all(r.get("schedule") == "linear" for r in rs)
     for j, (key, name) in enumerate((("eval/modes", f"modes (of {N_MODES.get(data, '?')})"), ("eval/hq", "HQ fraction"),
                                       ("eval/kl", "reverse KL"))):
         for i, xl in enumerate(("generator steps", "wall-clock seconds (one CPU thread)")):
             ax = axes[i, j]
-            ax.set_xscale("log")
+            ax.set_xscale("linear" if dense and i == 0 else "log")
             ax.set_xlabel(xl)
             ax.set_ylabel(name)
             if key == "eval/kl":
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{data}: median over seeds (band: min–max), log-spaced evaluations")
+    every = sorted({int(r.get("every") or 0) for r in rs})
+    fig.suptitle(f"{data}: median over seeds (band: min–max), "
+                 + (f"an evaluation every {every[-1]:,} generator steps" if dense else "log-spaced evaluations"))
     return save_figure(fig, path)
 
 
