@@ -8,7 +8,11 @@
   the "hand-fused update" route of docs/PERFORMANCE.md §5, then the same Adam step;
 * ``compiled_adam`` — the module's update with ``torch.compile(opt.step)``;
 * ``max_autotune`` — the module's update with the loss compiled in ``mode="max-autotune-no-cudagraphs"`` (inductor
-  benchmarks its C++ GEMM templates against the ATen matmuls and keeps the faster).
+  benchmarks its C++ GEMM templates against the ATen matmuls and keeps the faster);
+* ``func_update`` — the whole update as one compiled pure function of plain tensors: the parameter gradient by
+  ``torch.func.grad_and_value`` over ``functional_call`` (no autograd graph at run time), Adam's update written out
+  (m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − lr·m̂/(√v̂ + ε)) and the clamp of the z-weights, all in one
+  ``torch.compile``d call.
 
     OMP_NUM_THREADS=1 python benchmarks/icnn_update_variants.py [--rounds 3] [--updates 300] [--variants ...]
 
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("module", "compiled_autograd", "compiled_adam", "max_autotune")
+VARIANTS = ("module", "compiled_autograd", "compiled_adam", "max_autotune", "func_update")
 
 
 def one(variant: str, updates: int) -> dict:
@@ -44,7 +48,9 @@ def one(variant: str, updates: int) -> dict:
     opt = torch.optim.Adam([{"params": psi.parameters()}, {"params": bar.parameters()}], lr=1e-3, betas=(0.5, 0.9),
                            fused=True)
     x, y = torch.randn(batch, d), torch.randn(batch, d)
-    if variant == "compiled_autograd":
+    if variant == "func_update":
+        update = _func_update(psi, bar, x, y, lr=1e-3, betas=(0.5, 0.9))
+    elif variant == "compiled_autograd":
         torch._dynamo.config.compiled_autograd = True
 
         @torch.compile
@@ -79,6 +85,54 @@ def one(variant: str, updates: int) -> dict:
     for _ in range(updates):
         update()
     return {"variant": variant, "ms_cpu_per_update": 1e3 * (time.process_time() - c0) / updates, "warmup_s": warm}
+
+
+def _func_update(psi, bar, x, y, lr: float, betas: tuple, eps: float = 1e-8):
+    """One compiled call per update: gradient by torch.func, Adam written out, convexify (see the module docstring)."""
+    import torch
+    from torch import nn
+
+    from zoo.ot import w2 as _w2
+
+    class Loss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.psi, self.bar = psi, bar
+
+        def forward(self, x, y):
+            return _w2.w2gn_loss(self.psi, self.bar, x, y, 2.0)
+
+    lm = Loss()
+    names = [n for n, _ in lm.named_parameters()]
+    z_ids = {id(w) for net in (psi, bar) for w in [*net.z_weights, net.w_out]}
+    clamp = [id(p) in z_ids for _, p in lm.named_parameters()]
+    P = [p.detach().clone() for _, p in lm.named_parameters()]
+    M = [torch.zeros_like(p) for p in P]
+    V = [torch.zeros_like(p) for p in P]
+    t = torch.zeros(())
+    b1, b2 = betas
+
+    def loss_of(params, x, y):
+        return torch.func.functional_call(lm, dict(zip(names, params)), (x, y))
+
+    @torch.compile
+    def step(P, M, V, t, x, y):
+        g, loss = torch.func.grad_and_value(loss_of)(P, x, y)
+        t.add_(1)
+        bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+        for p, m, v, gi, c in zip(P, M, V, g, clamp):
+            m.mul_(b1).add_(gi, alpha=1 - b1)
+            v.mul_(b2).addcmul_(gi, gi, value=1 - b2)
+            p.sub_(lr * (m / bc1) / ((v / bc2).sqrt() + eps))
+            if c:
+                p.clamp_(min=0)
+        return loss
+
+    def update():
+        return step(P, M, V, t, x, y)
+
+    update.params = P  # the potentials' parameters, in lm.named_parameters() order (for the equivalence check)
+    return update
 
 
 def main(argv=None) -> None:
