@@ -19,8 +19,8 @@ run's quality at its budget is its last window's median (:func:`plateau_value`).
 
 Against the zoo (:func:`against`, ``python -m zoo.compare --methods my_pkg.MyGAN --against zoo --data ring8``):
 trains only the given methods on the records' protocol (cap and evaluation schedule read from the records, so the
-16,000-step log2 grid in ``docs/results/reproduction/runs`` of a checkout and the dense grid in ``…/window`` are
-both targets; seeds already recorded under ``--out`` are skipped) and places them in the plateau table and on the
+grid in ``docs/results/reproduction/runs`` of a checkout — ring8's dense, grid25's and stacked digits' log2 — and
+the dense grid still being completed in ``…/window`` are both targets; seeds already recorded under ``--out`` are skipped) and places them in the plateau table and on the
 curves of the zoo's records; it refuses, in one line, when the records mix protocols, use evaluation settings this
 installation does not, or were made with other versions of torch/Lightning than this installation's.
 """
@@ -40,14 +40,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from zoo.errors import ConfigError
 
-CAPS = {"ring8": 16000, "grid25": 16000, "stacked_digits": 8000}
+CAPS = {"ring8": 32000, "grid25": 16000, "stacked_digits": 8000}
 EVERY = 250
 SCHEDULE = "log2"
 #: datasets whose grid is dense instead (an evaluation every EVERY_BY_DATA[data] generator steps, linear schedule, to
 #: CAPS[data]): a dataset moves here once its dense grid is complete (``reproduction.py flip``), so that the zoo's
 #: records of it, and ``zoo.compare --against zoo`` on it, use the dense protocol
-EVERY_BY_DATA: Dict[str, int] = {}
-SCHEDULE_BY_DATA: Dict[str, str] = {}
+EVERY_BY_DATA: Dict[str, int] = {"ring8": 1000}
+SCHEDULE_BY_DATA: Dict[str, str] = {"ring8": "linear"}
 #: the evaluation callbacks put on the log2 schedule, per dataset (2-D: modes/HQ/KL, W2/energy; digits: the
 #: 26,000-sample stacked mode count and the digit-classifier FID), and their extra options
 EVAL_GROUPS = {"ring8": ("mode_coverage", "distances", "spectral"), "grid25": ("mode_coverage", "distances", "spectral"),
