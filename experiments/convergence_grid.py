@@ -54,7 +54,7 @@ from reproduction_grid import CONFIG_PATHS as _SHORT_GRID_CONFIGS, LABELS, METHO
 #: with ``python -m zoo.compare --against zoo``
 from zoo.anytime import CAPS, EVERY, PLATEAU_HQ, PLATEAU_MODES, load_records, plot, record_path as _record_path  # noqa: E402,E501
 from zoo.anytime import curve_band, drawn_curve, median_moves, range_cell, run_anytime, save_figure, summary  # noqa: E402,E501
-from zoo.anytime import protocol, table, window_medians, within_plateau  # noqa: E402
+from zoo.anytime import is_dense, protocol, table, window_medians, within_plateau  # noqa: E402
 
 DATASETS = ["ring8", "grid25", "stacked_digits"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -96,14 +96,6 @@ CAP_DEPENDENT = {"aeot": "its autoencoder's learning rate decays (cosine) over m
 
 def record_path(data: str, method: str, seed: int, records: Path = RECORDS) -> Path:
     return _record_path(records, data, method, seed)
-
-
-def is_dense(rec_or_data) -> bool:
-    """Whether a record (or the grid of a dataset, :func:`zoo.anytime.protocol`) evaluates on the dense, linear
-    schedule rather than at 250·2^k."""
-    if isinstance(rec_or_data, str):
-        return protocol(rec_or_data)["schedule"] == "linear"
-    return (rec_or_data.get("schedule") or (rec_or_data.get("protocol") or {}).get("schedule")) == "linear"
 
 
 def run_one(method: str, data: str, seed: int, runs: Path = RUNS, records: Path = RECORDS,
@@ -229,12 +221,12 @@ def flip(data: str, records: Path = RECORDS, window_records: Path = WINDOW_RECOR
                          + (f": {', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}" if missing else "")
                          + (f"; not complete or another protocol: {', '.join(bad)}" if bad else "")
                          + "): `reproduction.py window` finishes it")
-    moves = [(p, Path(log2_records) / data / p.name) for p in sorted((Path(records) / data).glob("*.json"))]
-    n_log2 = len(moves)
-    moves += [(p, Path(records) / data / p.name) for p in sorted((Path(window_records) / data).glob("*.json"))]
-    clash = [str(dst) for _, dst in moves[:n_log2] if dst.exists()]
+    to_log2 = [(p, Path(log2_records) / data / p.name) for p in sorted((Path(records) / data).glob("*.json"))]
+    to_grid = [(p, Path(records) / data / p.name) for p in sorted((Path(window_records) / data).glob("*.json"))]
+    clash = [str(dst) for _, dst in to_log2 if dst.exists()]
     if clash:  # checked before anything moves (the dense records' destinations are the log2 ones' sources)
         raise SystemExit(f"flip {data}: {clash[0]} exists already; move it aside and flip again")
+    moves = to_log2 + to_grid
     for src, dst in moves:
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
@@ -244,9 +236,10 @@ def flip(data: str, records: Path = RECORDS, window_records: Path = WINDOW_RECOR
 def check_grid(recs: Sequence[dict]) -> None:
     """One-line refusal when the grid's records of a dataset were made under another protocol than the grid's
     (:func:`zoo.anytime.protocol`), e.g. after a dataset's protocol was switched to dense without ``flip``."""
+    grid = {d: protocol(d) for d in CAPS}
     for r in recs:
-        if r.get("protocol") and r["data"] in CAPS and r["protocol"] != protocol(r["data"]):
-            want = protocol(r["data"])
+        want = grid.get(r["data"])
+        if r.get("protocol") and want is not None and r["protocol"] != want:
             raise SystemExit(f"the grid record {r['data']}/{r['method']}-s{r['seed']}.json was made to "
                              f"{r['protocol'].get('cap')} steps ({r['protocol'].get('schedule')}), the grid of "
                              f"{r['data']} is {want['cap']} ({want['schedule']}): `reproduction.py flip --data "
@@ -596,17 +589,8 @@ def protocol_text(data: str) -> str:
     """The grid's protocol of ``data`` in words (cap and evaluation schedule, :func:`zoo.anytime.protocol`)."""
     p = protocol(data)
     if p["schedule"] == "linear":
-        return f"{data}: {p['cap']:,} generator steps, an evaluation every {p['every']:,} (the dense grid)"
-    return f"{data}: {p['cap']:,} generator steps, evaluations at {p['every']}·2^k and at the end"
-
-
-def _grouped(texts) -> Dict[str, List[str]]:
-    """``["a: x", "b: x", "c: y"]`` → ``{" x": ["a", "b"], " y": ["c"]}`` (datasets sharing a protocol text)."""
-    out: Dict[str, List[str]] = {}
-    for t in texts:
-        d, _, rest = t.partition(":")
-        out.setdefault(rest, []).append(d)
-    return out
+        return f"{p['cap']:,} generator steps, an evaluation every {p['every']:,} (the dense grid)"
+    return f"{p['cap']:,} generator steps, evaluations at {p['every']}·2^k and at the end"
 
 
 def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[Path] = None,
@@ -617,9 +601,12 @@ def section(recs: List[dict], fig_dir: Optional[Path] = None, report: Optional[P
     protocol, log2 or, once flipped, dense); ``window_recs``: the dense grid's records not yet flipped;
     ``log2_recs``: the log2 records of flipped datasets (``log2/``)."""
     check_grid(recs)
+    by_protocol: Dict[str, List[str]] = {}  # datasets sharing a protocol are named together
+    for d in DATASETS:
+        by_protocol.setdefault(protocol_text(d), []).append(d)
     L = ["## Convergence grid (issue 18): anytime curves to the plateau", "",
          "Each run trains to its dataset's cap and is evaluated on its schedule — "
-         + "; ".join(" and ".join(ds) + ":" + text for text, ds in _grouped(protocol_text(d) for d in DATASETS).items())
+         + "; ".join(f"{' and '.join(ds)}: {text}" for text, ds in by_protocol.items())
          + " (stacked digits stops earlier: its 26,000-sample "
          "mode count and FID cost more). A dataset's grid moves from the log2 schedule to the dense one once its "
          "dense grid (below) is complete (`python experiments/reproduction.py flip --data D`; its log2 records are "
@@ -706,7 +693,7 @@ def plateau_lines(recs: List[dict]) -> List[str]:
     L += ["", f"**{flat} of {flat + moving}** method × dataset cells with a plateau check are flat at the cap. For "
               "the still-moving ones the tables give their quality at the cap, not at their plateau (most of them "
               "are still gaining HQ: samples tightening onto modes they already cover)."]
-    log2_2d = [d for d in ("ring8", "grid25") if not is_dense(d)]
+    log2_2d = [d for d in ("ring8", "grid25") if protocol(d)["schedule"] == "log2"]
     if log2_2d:
         proj, _ = projection([r for r in recs if r["data"] in log2_2d])
         cost = sum(proj[d] for d in log2_2d) / 7200

@@ -529,7 +529,7 @@ def test_flip_makes_a_complete_dense_grid_the_grid(tmp_path, monkeypatch, capsys
     cg.window(["ring8"], ["vanilla"], [0], cap=8000, every=1000, jobs=1, runs=tmp_path / "r",
               records=folders["window"])
     assert "ring8: the grid itself is dense now" in capsys.readouterr().out
-    assert cg.protocol_text("ring8") == "ring8: 8,000 generator steps, an evaluation every 1,000 (the dense grid)"
+    assert cg.protocol_text("ring8") == "8,000 generator steps, an evaluation every 1,000 (the dense grid)"
     with pytest.raises(SystemExit, match="exists already"):  # a second flip never overwrites a record
         rec("window", "vanilla", 0, dense)
         for m, s in (("vanilla", 1), ("sngan", 0), ("sngan", 1)):

@@ -308,6 +308,12 @@ def curve_band(curves: Sequence[Sequence[dict]], key: str) -> Tuple[List[int], L
     return steps, [statistics.median(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals], wall
 
 
+def is_dense(rec: dict) -> bool:
+    """Whether a record was evaluated on the dense, ``linear`` schedule (an evaluation every ``every`` generator
+    steps) rather than at 250·2^k."""
+    return rec.get("schedule") == "linear"
+
+
 def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str]] = None) -> Optional[Path]:
     """Modes, HQ and KL against generator steps (top) and wall-clock seconds (bottom): median over seeds with
     the min–max band, one line per method (``labels``: method → legend name, in plotting order). Generator steps on
@@ -335,7 +341,7 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
             for ax, x in ((axes[0, j], steps), (axes[1, j], walls)):
                 ax.plot(x, med, marker="o", ms=3, color=color, label=f"{label} ({len(mr)} seed{'s' if len(mr) > 1 else ''})")
                 ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
-    dense = all(r.get("schedule") == "linear" for r in rs)
+    dense = all(is_dense(r) for r in rs)
     for j, (key, name) in enumerate((("eval/modes", f"modes (of {N_MODES.get(data, '?')})"), ("eval/hq", "HQ fraction"),
                                       ("eval/kl", "reverse KL"))):
         for i, xl in enumerate(("generator steps", "wall-clock seconds (one CPU thread)")):
@@ -347,9 +353,9 @@ def plot(recs: List[dict], data: str, path: Path, labels: Optional[Dict[str, str
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    every = sorted({int(r.get("every") or 0) for r in rs})
     fig.suptitle(f"{data}: median over seeds (band: min–max), "
-                 + (f"an evaluation every {every[-1]:,} generator steps" if dense else "log-spaced evaluations"))
+                 + (f"an evaluation every {max(int(r['every']) for r in rs):,} generator steps" if dense
+                    else "log-spaced evaluations"))
     return save_figure(fig, path)
 
 
